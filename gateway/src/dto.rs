@@ -1,0 +1,410 @@
+//! MLflow JSON <-> proto, in one place: request parameters into proto
+//! requests, proto messages into MLflow's JSON (snake_case, int64 as numbers,
+//! enums as names, unset fields omitted, NaN as "NaN").
+
+use quiver_proto::common::v1::{KeyValue, ViewType};
+use quiver_proto::tracking::v1 as pb;
+use serde_json::{Map, Value, json};
+
+use crate::error::GatewayError;
+use crate::params::Params;
+
+type Json = Map<String, Value>;
+
+fn put_str(map: &mut Json, key: &str, value: &str) {
+    if !value.is_empty() {
+        map.insert(key.to_string(), Value::String(value.to_string()));
+    }
+}
+
+fn put_list(map: &mut Json, key: &str, values: Vec<Value>) {
+    if !values.is_empty() {
+        map.insert(key.to_string(), Value::Array(values));
+    }
+}
+
+/// A double as MLflow prints it: NaN as "NaN", infinities as strings.
+pub fn double(value: f64) -> Value {
+    if value.is_nan() {
+        Value::String("NaN".to_string())
+    } else if value == f64::INFINITY {
+        Value::String("Infinity".to_string())
+    } else if value == f64::NEG_INFINITY {
+        Value::String("-Infinity".to_string())
+    } else {
+        json!(value)
+    }
+}
+
+fn key_values(tags: &[KeyValue]) -> Vec<Value> {
+    tags.iter()
+        .map(|tag| json!({"key": tag.key, "value": tag.value}))
+        .collect()
+}
+
+fn lifecycle(stage: i32) -> &'static str {
+    match pb::LifecycleStage::try_from(stage) {
+        Ok(pb::LifecycleStage::Deleted) => "deleted",
+        _ => "active",
+    }
+}
+
+fn run_status(status: i32) -> &'static str {
+    match pb::RunStatus::try_from(status) {
+        Ok(pb::RunStatus::Scheduled) => "SCHEDULED",
+        Ok(pb::RunStatus::Finished) => "FINISHED",
+        Ok(pb::RunStatus::Failed) => "FAILED",
+        Ok(pb::RunStatus::Killed) => "KILLED",
+        _ => "RUNNING",
+    }
+}
+
+/// Parses an MLflow run status name.
+pub fn run_status_by_name(name: &str) -> Option<i32> {
+    let status = match name {
+        "RUNNING" => pb::RunStatus::Running,
+        "SCHEDULED" => pb::RunStatus::Scheduled,
+        "FINISHED" => pb::RunStatus::Finished,
+        "FAILED" => pb::RunStatus::Failed,
+        "KILLED" => pb::RunStatus::Killed,
+        _ => return None,
+    };
+    Some(status as i32)
+}
+
+/// Parses an MLflow view type name.
+pub fn view_type_by_name(name: &str) -> Option<i32> {
+    let view = match name {
+        "ACTIVE_ONLY" => ViewType::ActiveOnly,
+        "DELETED_ONLY" => ViewType::DeletedOnly,
+        "ALL" => ViewType::All,
+        _ => return None,
+    };
+    Some(view as i32)
+}
+
+/// Experiment JSON.
+pub fn experiment(experiment: &pb::Experiment) -> Value {
+    let mut map = Json::new();
+    put_str(&mut map, "experiment_id", &experiment.experiment_id);
+    put_str(&mut map, "name", &experiment.name);
+    put_str(&mut map, "artifact_location", &experiment.artifact_location);
+    map.insert(
+        "lifecycle_stage".into(),
+        json!(lifecycle(experiment.lifecycle_stage)),
+    );
+    map.insert(
+        "last_update_time".into(),
+        json!(experiment.last_update_time),
+    );
+    map.insert("creation_time".into(), json!(experiment.creation_time));
+    put_list(&mut map, "tags", key_values(&experiment.tags));
+    put_str(&mut map, "workspace", &experiment.namespace);
+    Value::Object(map)
+}
+
+/// Metric JSON (with `run_id` when set).
+pub fn metric(metric: &pb::Metric) -> Value {
+    let mut map = Json::new();
+    map.insert("key".into(), json!(metric.key));
+    map.insert("value".into(), double(metric.value));
+    map.insert("timestamp".into(), json!(metric.timestamp));
+    map.insert("step".into(), json!(metric.step));
+    put_str(&mut map, "dataset_name", &metric.dataset_name);
+    put_str(&mut map, "dataset_digest", &metric.dataset_digest);
+    put_str(&mut map, "model_id", &metric.model_id);
+    put_str(&mut map, "run_id", &metric.run_id);
+    Value::Object(map)
+}
+
+/// RunInfo JSON (`run_uuid` duplicated as MLflow does).
+pub fn run_info(info: &pb::RunInfo) -> Value {
+    let mut map = Json::new();
+    map.insert("run_id".into(), json!(info.run_id));
+    map.insert("run_uuid".into(), json!(info.run_id));
+    map.insert("run_name".into(), json!(info.run_name));
+    map.insert("experiment_id".into(), json!(info.experiment_id));
+    map.insert("user_id".into(), json!(info.user_id));
+    map.insert("status".into(), json!(run_status(info.status)));
+    map.insert("start_time".into(), json!(info.start_time));
+    if let Some(end_time) = info.end_time {
+        map.insert("end_time".into(), json!(end_time));
+    }
+    map.insert("artifact_uri".into(), json!(info.artifact_uri));
+    map.insert(
+        "lifecycle_stage".into(),
+        json!(lifecycle(info.lifecycle_stage)),
+    );
+    Value::Object(map)
+}
+
+/// Run JSON.
+pub fn run(run: &pb::Run) -> Value {
+    let mut map = Json::new();
+    if let Some(info) = &run.info {
+        map.insert("info".into(), run_info(info));
+    }
+    let data = run.data.clone().unwrap_or_default();
+    let mut data_map = Json::new();
+    put_list(
+        &mut data_map,
+        "metrics",
+        data.metrics.iter().map(metric).collect(),
+    );
+    put_list(&mut data_map, "params", key_values(&data.params));
+    put_list(&mut data_map, "tags", key_values(&data.tags));
+    map.insert("data".into(), Value::Object(data_map));
+    let inputs = run.inputs.clone().unwrap_or_default();
+    let mut inputs_map = Json::new();
+    put_list(
+        &mut inputs_map,
+        "dataset_inputs",
+        inputs.dataset_inputs.iter().map(dataset_input).collect(),
+    );
+    put_list(
+        &mut inputs_map,
+        "model_inputs",
+        inputs
+            .model_inputs
+            .iter()
+            .map(|m| json!({"model_id": m.model_id}))
+            .collect(),
+    );
+    map.insert("inputs".into(), Value::Object(inputs_map));
+    let outputs = run.outputs.clone().unwrap_or_default();
+    if !outputs.model_outputs.is_empty() {
+        map.insert(
+            "outputs".into(),
+            json!({"model_outputs": outputs.model_outputs.iter()
+                .map(|m| json!({"model_id": m.model_id, "step": m.step}))
+                .collect::<Vec<_>>()}),
+        );
+    }
+    Value::Object(map)
+}
+
+fn dataset_input(input: &pb::DatasetInput) -> Value {
+    let dataset = input.dataset.clone().unwrap_or_default();
+    let mut ds = Json::new();
+    ds.insert("name".into(), json!(dataset.name));
+    ds.insert("digest".into(), json!(dataset.digest));
+    ds.insert("source_type".into(), json!(dataset.source_type));
+    ds.insert("source".into(), json!(dataset.source));
+    put_str(&mut ds, "schema", &dataset.schema);
+    put_str(&mut ds, "profile", &dataset.profile);
+    let mut map = Json::new();
+    put_list(&mut map, "tags", key_values(&input.tags));
+    map.insert("dataset".into(), Value::Object(ds));
+    Value::Object(map)
+}
+
+/// `{"next_page_token": ...}` merged into a response when non-empty.
+pub fn with_token(mut value: Value, token: &str) -> Value {
+    if let Value::Object(map) = &mut value {
+        put_str(map, "next_page_token", token);
+    }
+    value
+}
+
+// ---- requests -------------------------------------------------------------
+
+fn key_value_list(
+    params: &Params,
+    name: &str,
+    value_required: bool,
+) -> Result<Vec<KeyValue>, GatewayError> {
+    params
+        .objects(name)?
+        .iter()
+        .map(|entry| {
+            let value = if value_required {
+                entry.required_present_str("value")?
+            } else {
+                entry.str_or_empty("value")?
+            };
+            Ok(KeyValue {
+                key: entry.required_str("key")?,
+                value,
+            })
+        })
+        .collect()
+}
+
+/// A metric from a log-metric body or a log-batch entry.
+pub fn metric_request(p: &Params) -> Result<pb::Metric, GatewayError> {
+    Ok(pb::Metric {
+        key: p.required_str("key")?,
+        value: p.required_f64("value")?,
+        timestamp: p.opt_i64("timestamp")?.ok_or_else(|| {
+            GatewayError::invalid(
+                "Missing value for required parameter 'timestamp'. See the API docs for more information about request parameters.",
+            )
+        })?,
+        step: p.opt_i64("step")?.unwrap_or(0),
+        model_id: p.str_or_empty("model_id")?,
+        dataset_name: p.str_or_empty("dataset_name")?,
+        dataset_digest: p.str_or_empty("dataset_digest")?,
+        run_id: String::new(),
+    })
+}
+
+/// CreateExperiment.
+pub fn create_experiment(p: &Params) -> Result<pb::CreateExperimentRequest, GatewayError> {
+    Ok(pb::CreateExperimentRequest {
+        name: p.required_str("name")?,
+        artifact_location: p.str_or_empty("artifact_location")?,
+        tags: key_value_list(p, "tags", false)?,
+    })
+}
+
+/// SearchExperiments (`max_results` is required in practice: absent is 0, a 400).
+pub fn search_experiments(p: &Params) -> Result<pb::SearchExperimentsRequest, GatewayError> {
+    Ok(pb::SearchExperimentsRequest {
+        max_results: p.opt_i64("max_results")?.unwrap_or(0),
+        page_token: p.str_or_empty("page_token")?,
+        filter: p.str_or_empty("filter")?,
+        order_by: p.str_list("order_by")?,
+        view_type: p
+            .opt_enum("view_type", view_type_by_name)?
+            .unwrap_or(ViewType::ActiveOnly as i32),
+    })
+}
+
+/// CreateRun.
+pub fn create_run(p: &Params) -> Result<pb::CreateRunRequest, GatewayError> {
+    Ok(pb::CreateRunRequest {
+        experiment_id: p.required_str("experiment_id")?,
+        user_id: p.str_or_empty("user_id")?,
+        run_name: p.str_or_empty("run_name")?,
+        start_time: p.opt_i64("start_time")?.unwrap_or(0),
+        tags: key_value_list(p, "tags", false)?,
+    })
+}
+
+/// UpdateRun.
+pub fn update_run(p: &Params) -> Result<pb::UpdateRunRequest, GatewayError> {
+    Ok(pb::UpdateRunRequest {
+        run_id: p.run_id()?,
+        status: p.opt_enum("status", run_status_by_name)?.unwrap_or(0),
+        end_time: p.opt_i64("end_time")?,
+        run_name: p.opt_str("run_name")?,
+    })
+}
+
+/// SearchRuns (`max_results` defaults to 1000).
+pub fn search_runs(p: &Params) -> Result<pb::SearchRunsRequest, GatewayError> {
+    let max_results = p.opt_i64("max_results")?.unwrap_or(1000);
+    Ok(pb::SearchRunsRequest {
+        experiment_ids: p.str_list("experiment_ids")?,
+        filter: p.str_or_empty("filter")?,
+        run_view_type: p
+            .opt_enum("run_view_type", view_type_by_name)?
+            .unwrap_or(ViewType::ActiveOnly as i32),
+        max_results: i32::try_from(max_results.clamp(i64::from(i32::MIN), i64::from(i32::MAX)))
+            .unwrap_or(0),
+        order_by: p.str_list("order_by")?,
+        page_token: p.str_or_empty("page_token")?,
+    })
+}
+
+/// LogBatch.
+pub fn log_batch(p: &Params) -> Result<pb::LogBatchRequest, GatewayError> {
+    Ok(pb::LogBatchRequest {
+        run_id: p.run_id()?,
+        metrics: p
+            .objects("metrics")?
+            .iter()
+            .map(metric_request)
+            .collect::<Result<_, _>>()?,
+        params: key_value_list(p, "params", false)?,
+        tags: key_value_list(p, "tags", false)?,
+    })
+}
+
+/// LogInputs.
+pub fn log_inputs(p: &Params) -> Result<pb::LogInputsRequest, GatewayError> {
+    let datasets = p
+        .objects("datasets")?
+        .iter()
+        .map(|entry| {
+            let dataset = entry
+                .object("dataset")?
+                .map(|d| -> Result<pb::Dataset, GatewayError> {
+                    Ok(pb::Dataset {
+                        name: d.str_or_empty("name")?,
+                        digest: d.str_or_empty("digest")?,
+                        source_type: d.str_or_empty("source_type")?,
+                        source: d.str_or_empty("source")?,
+                        schema: d.str_or_empty("schema")?,
+                        profile: d.str_or_empty("profile")?,
+                    })
+                })
+                .transpose()?;
+            Ok(pb::DatasetInput {
+                tags: key_value_list(entry, "tags", false)?,
+                dataset,
+            })
+        })
+        .collect::<Result<_, GatewayError>>()?;
+    let models = p
+        .objects("models")?
+        .iter()
+        .map(|m| {
+            Ok(pb::ModelInput {
+                model_id: m.str_or_empty("model_id")?,
+            })
+        })
+        .collect::<Result<_, GatewayError>>()?;
+    Ok(pb::LogInputsRequest {
+        run_id: p.run_id()?,
+        datasets,
+        models,
+    })
+}
+
+/// LogOutputs.
+pub fn log_outputs(p: &Params) -> Result<pb::LogOutputsRequest, GatewayError> {
+    let models = p
+        .objects("models")?
+        .iter()
+        .map(|m| {
+            Ok(pb::ModelOutput {
+                model_id: m.str_or_empty("model_id")?,
+                step: m.opt_i64("step")?.unwrap_or(0),
+            })
+        })
+        .collect::<Result<_, GatewayError>>()?;
+    Ok(pb::LogOutputsRequest {
+        run_id: p.run_id()?,
+        models,
+    })
+}
+
+/// GetMetricHistory (`max_results` absent = all points; ≤ 0 is a 400).
+pub fn get_metric_history(p: &Params) -> Result<pb::GetMetricHistoryRequest, GatewayError> {
+    let max_results = p.opt_i32("max_results")?;
+    if let Some(value) = max_results.filter(|v| *v <= 0) {
+        return Err(GatewayError::invalid(format!(
+            "Invalid value {value} for parameter 'max_results' supplied. It must be a positive integer"
+        )));
+    }
+    Ok(pb::GetMetricHistoryRequest {
+        run_id: p.run_id()?,
+        metric_key: p.required_str("metric_key")?,
+        page_token: p.str_or_empty("page_token")?,
+        max_results: max_results.unwrap_or(0),
+    })
+}
+
+/// GetMetricHistoryBulkInterval.
+pub fn get_metric_history_bulk_interval(
+    p: &Params,
+) -> Result<pb::GetMetricHistoryBulkIntervalRequest, GatewayError> {
+    Ok(pb::GetMetricHistoryBulkIntervalRequest {
+        run_ids: p.str_list("run_ids")?,
+        metric_key: p.required_str("metric_key")?,
+        start_step: p.opt_i64("start_step")?,
+        end_step: p.opt_i64("end_step")?,
+        max_results: p.opt_i32("max_results")?.unwrap_or(0),
+    })
+}

@@ -1,0 +1,136 @@
+//! Quiver's HTTP gateway: MLflow's REST API (`/api/2.0/mlflow/...` and the
+//! UI's `/ajax-api/2.0/mlflow/...`) over the services' API traits, with the
+//! namespace taken from a `/ns/{namespace}/` prefix or `X-MLFLOW-WORKSPACE`.
+
+pub mod dto;
+pub mod error;
+pub mod params;
+pub mod routes;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::Uri;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use quiver_common::{Namespace, RequestContext};
+use quiver_tracking::TrackingApi;
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+use crate::error::GatewayError;
+use crate::params::BodyLimit;
+
+/// MLflow's workspace header, read as the namespace when no `/ns/` prefix is given.
+pub const WORKSPACE_HEADER: &str = "x-mlflow-workspace";
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// The tracking service (in-process or remote).
+    pub tracking: Arc<dyn TrackingApi>,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+/// Builds the gateway: routes under `/api/2.0/mlflow` and
+/// `/ajax-api/2.0/mlflow`, misc endpoints, JSON 404/405, and the namespace
+/// layer that runs before routing.
+pub fn app(state: AppState) -> Router {
+    let mlflow = routes::tracking::routes();
+    let router = Router::new()
+        .nest("/api/2.0/mlflow", mlflow.clone())
+        .nest("/ajax-api/2.0/mlflow", mlflow)
+        .route("/health", get(routes::misc::health))
+        .route("/version", get(routes::misc::version))
+        .route(
+            "/api/3.0/mlflow/server-info",
+            get(routes::misc::server_info),
+        )
+        .route(
+            "/ajax-api/3.0/mlflow/server-info",
+            get(routes::misc::server_info),
+        )
+        .fallback(routes::misc::not_found)
+        .method_not_allowed_fallback(routes::misc::method_not_allowed)
+        .with_state(state.clone());
+    // `Router::layer` runs after routing, so the namespace prefix is stripped
+    // by an outer router whose only job is to rewrite and forward.
+    Router::new()
+        .fallback_service(router)
+        .layer(middleware::from_fn_with_state(state, namespace_layer))
+        .layer(TraceLayer::new_for_http())
+}
+
+/// Takes the namespace from `/ns/{namespace}/...` (stripping the prefix) or
+/// the workspace header, defaulting to `default`.
+async fn namespace_layer(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path().to_string();
+    let (namespace, rewritten) = match path.strip_prefix("/ns/") {
+        Some(rest) => {
+            let (name, remainder) = match rest.find('/') {
+                Some(index) => (&rest[..index], &rest[index..]),
+                None => (rest, "/"),
+            };
+            (Some(name.to_string()), Some(remainder.to_string()))
+        }
+        None => {
+            let header = request
+                .headers()
+                .get(WORKSPACE_HEADER)
+                .and_then(|value| value.to_str().ok())
+                .filter(|value| !value.is_empty())
+                .map(str::to_string);
+            (header, None)
+        }
+    };
+    let namespace = match namespace {
+        None => Namespace::default_namespace(),
+        Some(name) => match Namespace::parse(&name) {
+            Ok(namespace) => namespace,
+            Err(error) => return GatewayError(error).into_response(),
+        },
+    };
+    if let Some(new_path) = rewritten {
+        let path_and_query = match request.uri().query() {
+            Some(query) => format!("{new_path}?{query}"),
+            None => new_path,
+        };
+        match Uri::builder().path_and_query(path_and_query).build() {
+            Ok(uri) => *request.uri_mut() = uri,
+            Err(_) => return GatewayError::invalid("Invalid request path.").into_response(),
+        }
+    }
+    request
+        .extensions_mut()
+        .insert(RequestContext::new(namespace));
+    request
+        .extensions_mut()
+        .insert(BodyLimit(state.max_body_bytes));
+    next.run(request).await
+}
+
+/// Serves the gateway on `listener` (TCP_NODELAY on) until `shutdown`
+/// resolves, then drains in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::warn!(%error, "failed to set TCP_NODELAY");
+        }
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

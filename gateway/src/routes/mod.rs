@@ -1,0 +1,4 @@
+//! REST routes, one module per service.
+
+pub mod misc;
+pub mod tracking;

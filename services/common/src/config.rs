@@ -1,0 +1,281 @@
+//! Layered configuration: defaults < TOML file < `QUIVER__SECTION__KEY`
+//! environment variables < command-line flags (applied by the binary).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Everything Quiver can be configured with. `deploy/config/quiver.example.toml`
+/// documents every key with its default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Listeners, data directory and shutdown.
+    pub server: ServerConfig,
+    /// The metadata database.
+    pub database: DatabaseConfig,
+    /// Where roles find each other when they run as separate processes.
+    pub remote: RemoteConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// Tenancy.
+    pub namespaces: NamespacesConfig,
+    /// HTTP gateway limits.
+    pub gateway: GatewayConfig,
+}
+
+/// Listeners and local state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Directory for the embedded SQLite database and local artifacts.
+    pub data_dir: PathBuf,
+    /// Address of the HTTP gateway (MLflow REST API).
+    pub http_addr: String,
+    /// Address of the gRPC services.
+    pub grpc_addr: String,
+    /// Seconds to let in-flight requests finish after SIGTERM.
+    pub shutdown_grace_seconds: u64,
+}
+
+/// The metadata database.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `postgres://...` or `sqlite://...`; empty means `sqlite://<data_dir>/quiver.db`.
+    pub url: String,
+    /// Connection pool size (SQLite: readers; it always has one writer).
+    pub max_connections: u32,
+    /// Apply pending migrations at start-up (else run `quiver migrate`).
+    pub migrate_on_start: bool,
+    /// Seconds to wait for a connection from the pool.
+    pub acquire_timeout_seconds: u64,
+}
+
+/// Endpoints of remote roles.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RemoteConfig {
+    /// gRPC endpoint of the tracking service when it is not in this process.
+    pub tracking_endpoint: String,
+    /// Per-call timeout for remote gRPC calls, in seconds.
+    pub request_timeout_seconds: u64,
+}
+
+/// Logging.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: String,
+    /// An `EnvFilter` directive, e.g. `info,quiver_tracking=debug`; `RUST_LOG` wins.
+    pub level: String,
+}
+
+/// Tenancy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NamespacesConfig {
+    /// Create a namespace (and its default experiment) on first use.
+    pub auto_create: bool,
+}
+
+/// HTTP gateway limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Largest JSON request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Per-request timeout, in seconds.
+    pub request_timeout_seconds: u64,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            server: ServerConfig::default(),
+            database: DatabaseConfig::default(),
+            remote: RemoteConfig::default(),
+            log: LogConfig::default(),
+            namespaces: NamespacesConfig::default(),
+            gateway: GatewayConfig::default(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            data_dir: PathBuf::from("./quiver-data"),
+            http_addr: "127.0.0.1:5000".to_string(),
+            grpc_addr: "127.0.0.1:5001".to_string(),
+            shutdown_grace_seconds: 20,
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> DatabaseConfig {
+        DatabaseConfig {
+            url: String::new(),
+            max_connections: 16,
+            migrate_on_start: true,
+            acquire_timeout_seconds: 10,
+        }
+    }
+}
+
+impl Default for RemoteConfig {
+    fn default() -> RemoteConfig {
+        RemoteConfig {
+            tracking_endpoint: "http://127.0.0.1:5001".to_string(),
+            request_timeout_seconds: 30,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> LogConfig {
+        LogConfig {
+            format: "text".to_string(),
+            level: "info".to_string(),
+        }
+    }
+}
+
+impl Default for NamespacesConfig {
+    fn default() -> NamespacesConfig {
+        NamespacesConfig { auto_create: true }
+    }
+}
+
+impl Default for GatewayConfig {
+    fn default() -> GatewayConfig {
+        GatewayConfig {
+            max_body_bytes: 16 * 1024 * 1024,
+            request_timeout_seconds: 300,
+        }
+    }
+}
+
+/// Why configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A source could not be read or a value has the wrong type.
+    #[error("invalid configuration: {0}")]
+    Invalid(#[from] config::ConfigError),
+}
+
+impl Config {
+    /// Loads the configuration: defaults, then the TOML file (if any), then
+    /// `QUIVER__SECTION__KEY` variables from `env`.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut builder = config::Config::builder();
+        if let Some(path) = file {
+            builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
+        }
+        let env_map: config::Map<String, String> = env
+            .into_iter()
+            .filter(|(key, _)| key.starts_with("QUIVER__"))
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix("QUIVER")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(env_map)),
+        );
+        Ok(builder.build()?.try_deserialize()?)
+    }
+
+    /// Returns the database URL, defaulting to SQLite in the data directory.
+    pub fn database_url(&self) -> String {
+        if self.database.url.is_empty() {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.server.data_dir.join("quiver.db").display()
+            )
+        } else {
+            self.database.url.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example_path() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/config/quiver.example.toml")
+    }
+
+    #[test]
+    fn the_example_file_loads_and_documents_the_defaults() {
+        let loaded = Config::load(Some(&example_path()), Vec::new()).unwrap();
+        assert_eq!(loaded, Config::default());
+    }
+
+    #[test]
+    fn the_example_file_names_every_key() {
+        let text = std::fs::read_to_string(example_path()).unwrap();
+        let file = config::Config::builder()
+            .add_source(config::File::from_str(&text, config::FileFormat::Toml))
+            .build()
+            .unwrap();
+        let defaults = config::Config::try_from(&Config::default()).unwrap();
+        let sections = [
+            "server",
+            "database",
+            "remote",
+            "log",
+            "namespaces",
+            "gateway",
+        ];
+        for section in sections {
+            let expected: config::Map<String, config::Value> = defaults.get_table(section).unwrap();
+            let documented: config::Map<String, config::Value> = file.get_table(section).unwrap();
+            let mut expected_keys: Vec<_> = expected.keys().collect();
+            let mut documented_keys: Vec<_> = documented.keys().collect();
+            expected_keys.sort();
+            documented_keys.sort();
+            assert_eq!(documented_keys, expected_keys, "section [{section}]");
+        }
+    }
+
+    #[test]
+    fn env_beats_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.toml");
+        std::fs::write(
+            &path,
+            "[server]\nhttp_addr = \"0.0.0.0:1\"\ngrpc_addr = \"0.0.0.0:2\"\n",
+        )
+        .unwrap();
+        let env = vec![
+            (
+                "QUIVER__SERVER__HTTP_ADDR".to_string(),
+                "0.0.0.0:9".to_string(),
+            ),
+            (
+                "QUIVER__DATABASE__MAX_CONNECTIONS".to_string(),
+                "3".to_string(),
+            ),
+            ("UNRELATED".to_string(), "x".to_string()),
+        ];
+        let config = Config::load(Some(&path), env).unwrap();
+        assert_eq!(config.server.http_addr, "0.0.0.0:9");
+        assert_eq!(config.server.grpc_addr, "0.0.0.0:2");
+        assert_eq!(config.database.max_connections, 3);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.toml");
+        std::fs::write(&path, "[server]\nhttp_adr = \"typo\"\n").unwrap();
+        assert!(Config::load(Some(&path), Vec::new()).is_err());
+    }
+}

@@ -1,0 +1,100 @@
+//! `quiver`: the one binary. `quiver run --services all` is the embedded
+//! default (SQLite + local files, HTTP on :5000, gRPC on :5001);
+//! `--services tracking` or `--services gateway` run one role each.
+
+mod roles;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use quiver_common::config::Config;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "quiver",
+    version,
+    about = "Quiver: an MLflow-compatible ML lifecycle server"
+)]
+struct Cli {
+    /// TOML configuration file (defaults < file < QUIVER__SECTION__KEY env < flags).
+    #[arg(long, global = true, env = "QUIVER_CONFIG")]
+    config: Option<PathBuf>,
+    /// Database URL (postgres://... or sqlite://...); overrides database.url.
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+    /// Data directory for the embedded SQLite database; overrides server.data_dir.
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs the selected roles until SIGTERM or Ctrl-C.
+    Run {
+        /// Comma-separated roles: all, tracking, gateway.
+        #[arg(long, default_value = "all", value_delimiter = ',')]
+        services: Vec<String>,
+        /// HTTP listen address; overrides server.http_addr.
+        #[arg(long)]
+        http_addr: Option<String>,
+        /// gRPC listen address; overrides server.grpc_addr.
+        #[arg(long)]
+        grpc_addr: Option<String>,
+        /// Remote tracking gRPC endpoint for a gateway-only process.
+        #[arg(long)]
+        tracking_endpoint: Option<String>,
+    },
+    /// Applies pending database migrations and exits.
+    Migrate,
+}
+
+fn load_config(cli: &Cli) -> anyhow::Result<Config> {
+    let mut config =
+        Config::load(cli.config.as_deref(), std::env::vars()).context("loading configuration")?;
+    if let Some(url) = &cli.database_url {
+        config.database.url = url.clone();
+    }
+    if let Some(dir) = &cli.data_dir {
+        config.server.data_dir = dir.clone();
+    }
+    if let Command::Run {
+        http_addr,
+        grpc_addr,
+        tracking_endpoint,
+        ..
+    } = &cli.command
+    {
+        if let Some(addr) = http_addr {
+            config.server.http_addr = addr.clone();
+        }
+        if let Some(addr) = grpc_addr {
+            config.server.grpc_addr = addr.clone();
+        }
+        if let Some(endpoint) = tracking_endpoint {
+            config.remote.tracking_endpoint = endpoint.clone();
+        }
+    }
+    Ok(config)
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = load_config(&cli)?;
+    quiver_common::telemetry::init_tracing(&config.log.format, &config.log.level);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Run { services, .. } => {
+                let roles = roles::Roles::parse(&services)?;
+                roles::run(config, roles).await
+            }
+            Command::Migrate => roles::migrate(&config).await,
+        }
+    })
+}

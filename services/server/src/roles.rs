@@ -1,0 +1,173 @@
+//! Wiring of roles: which services run in this process, how they reach each
+//! other (in-process `Arc<dyn Api>` or gRPC client), and shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use quiver_common::config::Config;
+use quiver_common::db::{Database, PoolSettings};
+use quiver_gateway::AppState;
+use quiver_tracking::grpc::{TrackingGrpcClient, TrackingGrpcServer};
+use quiver_tracking::store::SqlTrackingStore;
+use quiver_tracking::{TrackingApi, TrackingService};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// The roles this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    pub tracking: bool,
+    pub gateway: bool,
+}
+
+impl Roles {
+    pub fn parse(names: &[String]) -> anyhow::Result<Roles> {
+        let mut roles = Roles {
+            tracking: false,
+            gateway: false,
+        };
+        for name in names {
+            match name.trim() {
+                "all" => {
+                    roles.tracking = true;
+                    roles.gateway = true;
+                }
+                "tracking" => roles.tracking = true,
+                "gateway" => roles.gateway = true,
+                other => bail!("unknown service '{other}' (expected all, tracking or gateway)"),
+            }
+        }
+        if !roles.tracking && !roles.gateway {
+            bail!("no service selected");
+        }
+        Ok(roles)
+    }
+}
+
+async fn open_database(config: &Config) -> anyhow::Result<Database> {
+    let url = config.database_url();
+    if url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&config.server.data_dir).with_context(|| {
+            format!(
+                "creating data directory {}",
+                config.server.data_dir.display()
+            )
+        })?;
+    }
+    let settings = PoolSettings {
+        max_connections: config.database.max_connections,
+        acquire_timeout: Duration::from_secs(config.database.acquire_timeout_seconds),
+    };
+    Database::connect(&url, &settings)
+        .await
+        .context("connecting to the database")
+}
+
+/// `quiver migrate`.
+pub async fn migrate(config: &Config) -> anyhow::Result<()> {
+    let db = open_database(config).await?;
+    db.migrate("tracking", quiver_tracking::migrations(db.dialect))
+        .await
+        .context("applying tracking migrations")?;
+    db.close().await;
+    tracing::info!("migrations applied");
+    Ok(())
+}
+
+/// `quiver run`.
+pub async fn run(config: Config, roles: Roles) -> anyhow::Result<()> {
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let signal = shutdown_rx.clone();
+    let wait_for = move |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+
+    let mut database = None;
+    let tracking: Arc<dyn TrackingApi> = if roles.tracking {
+        let db = open_database(&config).await?;
+        if config.database.migrate_on_start {
+            db.migrate("tracking", quiver_tracking::migrations(db.dialect))
+                .await
+                .context("applying tracking migrations")?;
+        }
+        let store = Arc::new(SqlTrackingStore::new(db.clone()));
+        database = Some(db);
+        Arc::new(TrackingService::new(store))
+    } else {
+        Arc::new(
+            TrackingGrpcClient::connect_lazy(
+                &config.remote.tracking_endpoint,
+                Duration::from_secs(config.remote.request_timeout_seconds),
+            )
+            .context("creating the tracking client")?,
+        )
+    };
+
+    let mut tasks = tokio::task::JoinSet::new();
+    if roles.tracking {
+        let listener = TcpListener::bind(&config.server.grpc_addr)
+            .await
+            .with_context(|| format!("binding gRPC address {}", config.server.grpc_addr))?;
+        let address = listener.local_addr()?;
+        let routes =
+            tonic::service::Routes::new(TrackingGrpcServer::new(tracking.clone()).into_service());
+        let stop = wait_for(signal.clone());
+        tasks.spawn(async move {
+            quiver_common::grpc::serve(
+                listener,
+                routes,
+                &["quiver.tracking.v1.TrackingService"],
+                stop,
+            )
+            .await
+            .context("gRPC server")
+        });
+        tracing::info!(%address, "gRPC services listening");
+    }
+    if roles.gateway {
+        let listener = TcpListener::bind(&config.server.http_addr)
+            .await
+            .with_context(|| format!("binding HTTP address {}", config.server.http_addr))?;
+        let address = listener.local_addr()?;
+        let app = quiver_gateway::app(AppState {
+            tracking: tracking.clone(),
+            max_body_bytes: config.gateway.max_body_bytes,
+        });
+        let stop = wait_for(signal.clone());
+        tasks.spawn(async move {
+            quiver_gateway::serve(listener, app, stop)
+                .await
+                .context("HTTP gateway")
+        });
+        tracing::info!(%address, "HTTP gateway listening");
+        eprintln!("Quiver is running: MLFLOW_TRACKING_URI=http://{address}");
+    }
+
+    let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
+    tokio::select! {
+        () = quiver_common::grpc::shutdown_signal() => {}
+        Some(result) = tasks.join_next() => {
+            // A server stopped on its own: that is a failure.
+            result.context("server task panicked")??;
+            bail!("a server stopped unexpectedly");
+        }
+    }
+    let _ = shutdown_tx.send(true);
+    let drained = tokio::time::timeout(grace, async {
+        while let Some(result) = tasks.join_next().await {
+            if let Ok(Err(error)) = result {
+                tracing::error!(error = %error, "server stopped with an error");
+            }
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("in-flight requests did not finish within the grace period");
+    }
+    if let Some(db) = database {
+        db.close().await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,32 @@
+//! Quiver's tracking service: experiments, runs, params, metrics, tags and
+//! dataset inputs, with MLflow's validation rules and search language.
+//!
+//! [`TrackingApi`] is the seam: [`TrackingService`] implements it in-process
+//! over a [`store::TrackingStore`], [`grpc::TrackingGrpcClient`] implements it
+//! over gRPC, and [`grpc::TrackingGrpcServer`] serves any implementation.
+
+pub mod api;
+pub mod grpc;
+pub mod names;
+pub mod page_token;
+pub mod service;
+pub mod store;
+pub mod validation;
+
+pub use api::TrackingApi;
+pub use service::TrackingService;
+
+/// The embedded migrations, per backend: (version, SQL).
+pub const POSTGRES_MIGRATIONS: &[(i64, &str)] =
+    &[(1, include_str!("../migrations/postgres/0001_tracking.sql"))];
+/// The embedded migrations, per backend: (version, SQL).
+pub const SQLITE_MIGRATIONS: &[(i64, &str)] =
+    &[(1, include_str!("../migrations/sqlite/0001_tracking.sql"))];
+
+/// Returns the migrations for a dialect.
+pub fn migrations(dialect: quiver_common::db::Dialect) -> &'static [(i64, &'static str)] {
+    match dialect {
+        quiver_common::db::Dialect::Postgres => POSTGRES_MIGRATIONS,
+        quiver_common::db::Dialect::Sqlite => SQLITE_MIGRATIONS,
+    }
+}

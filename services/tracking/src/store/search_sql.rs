@@ -1,0 +1,458 @@
+//! SQL for searches: a tiny builder that numbers `$N` placeholders, and the
+//! translation of parsed MLflow filters and orders into SQL over the tracking
+//! schema. Every value is bound, never spliced into the text.
+
+use quiver_common::{ApiError, Namespace};
+use quiver_proto::common::v1::ViewType;
+use quiver_search::{Comparison, Entity, Op, Value};
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::{Any, AssertSqlSafe, Executor};
+
+use super::rows::{EXPERIMENT_COLUMNS, RUN_COLUMNS, db_error};
+use super::{ExperimentQuery, RunQuery};
+
+/// A bound value.
+#[derive(Debug, Clone)]
+pub(crate) enum Arg {
+    I64(i64),
+    F64(f64),
+    Str(String),
+    OptStr(Option<String>),
+}
+
+/// SQL text plus its arguments, numbered as they are bound.
+#[derive(Debug, Default)]
+pub(crate) struct SqlBuilder {
+    text: String,
+    args: Vec<Arg>,
+}
+
+impl SqlBuilder {
+    pub(crate) fn new() -> SqlBuilder {
+        SqlBuilder::default()
+    }
+
+    pub(crate) fn push(&mut self, text: &str) {
+        self.text.push_str(text);
+    }
+
+    /// Binds a value and returns its placeholder.
+    pub(crate) fn bind(&mut self, arg: Arg) -> String {
+        self.args.push(arg);
+        format!("${}", self.args.len())
+    }
+
+    /// Binds several values and returns `$a, $b, ...`.
+    pub(crate) fn bind_list(&mut self, args: impl IntoIterator<Item = Arg>) -> String {
+        let placeholders: Vec<String> = args.into_iter().map(|arg| self.bind(arg)).collect();
+        placeholders.join(", ")
+    }
+
+    fn query(self) -> sqlx::query::Query<'static, Any, AnyArguments> {
+        let mut query = sqlx::query(AssertSqlSafe(self.text));
+        for arg in self.args {
+            query = match arg {
+                Arg::I64(value) => query.bind(value),
+                Arg::F64(value) => query.bind(value),
+                Arg::Str(value) => query.bind(value),
+                Arg::OptStr(value) => query.bind(value),
+            };
+        }
+        query
+    }
+
+    pub(crate) async fn fetch_all<'e, E>(self, executor: E) -> Result<Vec<AnyRow>, ApiError>
+    where
+        E: Executor<'e, Database = Any>,
+    {
+        self.query().fetch_all(executor).await.map_err(db_error)
+    }
+
+    pub(crate) async fn fetch_optional<'e, E>(self, executor: E) -> Result<Option<AnyRow>, ApiError>
+    where
+        E: Executor<'e, Database = Any>,
+    {
+        self.query()
+            .fetch_optional(executor)
+            .await
+            .map_err(db_error)
+    }
+
+    pub(crate) async fn execute<'e, E>(self, executor: E) -> Result<u64, ApiError>
+    where
+        E: Executor<'e, Database = Any>,
+    {
+        self.query()
+            .execute(executor)
+            .await
+            .map(|done| done.rows_affected())
+            .map_err(db_error)
+    }
+}
+
+fn lifecycle_condition(view: ViewType, column: &str) -> String {
+    match view {
+        ViewType::DeletedOnly => format!("{column} = 'deleted'"),
+        ViewType::All => "1 = 1".to_string(),
+        ViewType::ActiveOnly | ViewType::Unspecified => format!("{column} = 'active'"),
+    }
+}
+
+fn sql_op(op: Op) -> &'static str {
+    match op {
+        Op::Eq => "=",
+        Op::Ne => "<>",
+        Op::Gt => ">",
+        Op::Ge => ">=",
+        Op::Lt => "<",
+        Op::Le => "<=",
+        Op::Like => "LIKE",
+        Op::ILike => "LIKE",
+        Op::In => "IN",
+        Op::NotIn => "NOT IN",
+        Op::IsNull => "IS NULL",
+        Op::IsNotNull => "IS NOT NULL",
+    }
+}
+
+/// `column <op> value` for a string comparison (LIKE is case-sensitive on
+/// both backends; ILIKE lowers both sides).
+fn string_condition(
+    sql: &mut SqlBuilder,
+    column: &str,
+    op: Op,
+    value: &Value,
+) -> Result<String, ApiError> {
+    match (op, value) {
+        (Op::In | Op::NotIn, Value::List(items)) => {
+            let list = sql.bind_list(items.iter().map(|item| Arg::Str(item.clone())));
+            Ok(format!("{column} {} ({list})", sql_op(op)))
+        }
+        (Op::ILike, Value::String(text)) => {
+            let p = sql.bind(Arg::Str(text.clone()));
+            Ok(format!("LOWER({column}) LIKE LOWER({p})"))
+        }
+        (_, Value::String(text)) => {
+            let p = sql.bind(Arg::Str(text.clone()));
+            Ok(format!("{column} {} {p}", sql_op(op)))
+        }
+        (_, Value::Number(number)) => {
+            let p = sql.bind(Arg::Str(format_number(*number)));
+            Ok(format!("{column} {} {p}", sql_op(op)))
+        }
+        _ => Err(ApiError::invalid(format!(
+            "Invalid comparison for {column}"
+        ))),
+    }
+}
+
+fn number_arg(number: f64) -> Arg {
+    if number.fract() == 0.0 && number.abs() < 9.0e15 {
+        #[allow(clippy::cast_possible_truncation)]
+        Arg::I64(number as i64)
+    } else {
+        Arg::F64(number)
+    }
+}
+
+fn format_number(number: f64) -> String {
+    if number.fract() == 0.0 && number.abs() < 9.0e15 {
+        format!("{number:.0}")
+    } else {
+        number.to_string()
+    }
+}
+
+fn numeric_condition(
+    sql: &mut SqlBuilder,
+    column: &str,
+    op: Op,
+    value: &Value,
+) -> Result<String, ApiError> {
+    match value {
+        Value::Number(number) => {
+            let p = sql.bind(number_arg(*number));
+            Ok(format!("{column} {} {p}", sql_op(op)))
+        }
+        _ => Err(ApiError::invalid(format!(
+            "Expected a numeric value for {column}"
+        ))),
+    }
+}
+
+/// A condition on a run's params or tags table.
+fn key_value_condition(
+    sql: &mut SqlBuilder,
+    table: &str,
+    comparison: &Comparison,
+) -> Result<String, ApiError> {
+    let key = sql.bind(Arg::Str(comparison.key.clone()));
+    let base = format!("SELECT 1 FROM {table} kv WHERE kv.run_key = r.run_key AND kv.key = {key}");
+    match comparison.op {
+        Op::IsNull => Ok(format!("NOT EXISTS ({base})")),
+        Op::IsNotNull => Ok(format!("EXISTS ({base})")),
+        op => {
+            let condition = string_condition(sql, "kv.value", op, &comparison.value)?;
+            Ok(format!("EXISTS ({base} AND {condition})"))
+        }
+    }
+}
+
+fn run_condition(sql: &mut SqlBuilder, comparison: &Comparison) -> Result<String, ApiError> {
+    match comparison.entity {
+        Entity::Metric => {
+            let key = sql.bind(Arg::Str(comparison.key.clone()));
+            let condition = numeric_condition(sql, "m.value", comparison.op, &comparison.value)?;
+            // NaN compares unequal to everything (IEEE), so it matches only `!=`.
+            let nan = if comparison.op == Op::Ne {
+                "(m.is_nan = 1 OR ".to_string() + &condition + ")"
+            } else {
+                format!("m.is_nan = 0 AND {condition}")
+            };
+            Ok(format!(
+                "EXISTS (SELECT 1 FROM latest_metrics m WHERE m.run_key = r.run_key AND m.key = {key} AND {nan})"
+            ))
+        }
+        Entity::Param => key_value_condition(sql, "params", comparison),
+        Entity::Tag => key_value_condition(sql, "tags", comparison),
+        Entity::Attribute => {
+            let column = run_attribute_column(&comparison.key)?;
+            if matches!(comparison.key.as_str(), "start_time" | "end_time") {
+                numeric_condition(sql, column, comparison.op, &comparison.value)
+            } else {
+                string_condition(sql, column, comparison.op, &comparison.value)
+            }
+        }
+        Entity::Dataset => {
+            let column = match comparison.key.as_str() {
+                "name" => "d.name",
+                "digest" => "d.digest",
+                "context" => "i.context",
+                other => {
+                    return Err(ApiError::invalid(format!(
+                        "Invalid dataset attribute key '{other}'"
+                    )));
+                }
+            };
+            let condition = string_condition(sql, column, comparison.op, &comparison.value)?;
+            Ok(format!(
+                "EXISTS (SELECT 1 FROM dataset_inputs i JOIN datasets d ON d.dataset_key = i.dataset_key \
+                 WHERE i.run_key = r.run_key AND {condition})"
+            ))
+        }
+    }
+}
+
+fn run_attribute_column(key: &str) -> Result<&'static str, ApiError> {
+    Ok(match key {
+        "run_id" | "run_uuid" => "r.run_uuid",
+        "run_name" => "r.name",
+        "status" => "r.status",
+        "user_id" => "r.user_id",
+        "artifact_uri" => "r.artifact_uri",
+        "start_time" | "created" => "r.start_time",
+        "end_time" => "r.end_time",
+        "experiment_id" => "r.experiment_id",
+        "lifecycle_stage" => "r.lifecycle_stage",
+        other => {
+            return Err(ApiError::invalid(format!(
+                "Invalid attribute key '{other}' specified."
+            )));
+        }
+    })
+}
+
+fn direction(ascending: bool) -> &'static str {
+    if ascending { "ASC" } else { "DESC" }
+}
+
+/// Builds the run search: filters as EXISTS sub-queries over the latest-metric,
+/// param, tag and input tables; each order key a LEFT JOIN so runs missing it
+/// sort last (and NaN after numbers) in both directions; tiebreakers
+/// `start_time DESC, run_uuid ASC`; `limit + 1` rows to detect a next page.
+pub(crate) fn runs(namespace: &Namespace, query: &RunQuery) -> Result<SqlBuilder, ApiError> {
+    let mut sql = SqlBuilder::new();
+    let mut joins = String::new();
+    let mut order = Vec::new();
+    let mut orders_start_time = false;
+    for (i, order_by) in query.order_by.iter().enumerate() {
+        let dir = direction(order_by.ascending);
+        match order_by.entity {
+            Entity::Metric => {
+                let key = sql.bind(Arg::Str(order_by.key.clone()));
+                joins.push_str(&format!(
+                    " LEFT JOIN latest_metrics o{i} ON o{i}.run_key = r.run_key AND o{i}.key = {key}"
+                ));
+                order.push(format!("(o{i}.run_key IS NULL) ASC"));
+                order.push(format!("o{i}.is_nan ASC"));
+                order.push(format!("o{i}.value {dir}"));
+            }
+            Entity::Param | Entity::Tag => {
+                let table = if order_by.entity == Entity::Param {
+                    "params"
+                } else {
+                    "tags"
+                };
+                let key = sql.bind(Arg::Str(order_by.key.clone()));
+                joins.push_str(&format!(
+                    " LEFT JOIN {table} o{i} ON o{i}.run_key = r.run_key AND o{i}.key = {key}"
+                ));
+                order.push(format!("(o{i}.value IS NULL) ASC"));
+                order.push(format!("o{i}.value {dir}"));
+            }
+            Entity::Attribute => {
+                let column = run_attribute_column(&order_by.key)?;
+                if column == "r.start_time" {
+                    orders_start_time = true;
+                }
+                order.push(format!("({column} IS NULL) ASC"));
+                order.push(format!("{column} {dir}"));
+            }
+            Entity::Dataset => {
+                return Err(ApiError::invalid("Ordering by dataset is not supported."));
+            }
+        }
+    }
+    if !orders_start_time {
+        order.push("r.start_time DESC".to_string());
+    }
+    order.push("r.run_uuid ASC".to_string());
+
+    let ns = sql.bind(Arg::Str(namespace.to_string()));
+    let experiments = sql.bind_list(query.experiment_ids.iter().map(|id| Arg::I64(*id)));
+    let mut conditions = vec![
+        format!("r.namespace = {ns}"),
+        format!("r.experiment_id IN ({experiments})"),
+        lifecycle_condition(query.view, "r.lifecycle_stage"),
+    ];
+    for comparison in &query.filter {
+        conditions.push(run_condition(&mut sql, comparison)?);
+    }
+    let limit = sql.bind(Arg::I64(query.limit + 1));
+    let offset = sql.bind(Arg::I64(query.offset));
+    sql.push(&format!(
+        "SELECT {RUN_COLUMNS} FROM runs r{joins} WHERE {} ORDER BY {} LIMIT {limit} OFFSET {offset}",
+        conditions.join(" AND "),
+        order.join(", ")
+    ));
+    Ok(sql)
+}
+
+fn experiment_condition(sql: &mut SqlBuilder, comparison: &Comparison) -> Result<String, ApiError> {
+    match comparison.entity {
+        Entity::Tag => {
+            let key = sql.bind(Arg::Str(comparison.key.clone()));
+            let base = format!(
+                "SELECT 1 FROM experiment_tags t WHERE t.namespace = e.namespace \
+                 AND t.experiment_id = e.experiment_id AND t.key = {key}"
+            );
+            match comparison.op {
+                Op::IsNull => Ok(format!("NOT EXISTS ({base})")),
+                Op::IsNotNull => Ok(format!("EXISTS ({base})")),
+                op => {
+                    let condition = string_condition(sql, "t.value", op, &comparison.value)?;
+                    Ok(format!("EXISTS ({base} AND {condition})"))
+                }
+            }
+        }
+        Entity::Attribute => match comparison.key.as_str() {
+            "name" => string_condition(sql, "e.name", comparison.op, &comparison.value),
+            "experiment_id" => experiment_id_condition(sql, comparison),
+            "creation_time" => {
+                numeric_condition(sql, "e.creation_time", comparison.op, &comparison.value)
+            }
+            "last_update_time" => {
+                numeric_condition(sql, "e.last_update_time", comparison.op, &comparison.value)
+            }
+            other => Err(ApiError::invalid(format!(
+                "Invalid attribute key '{other}' specified."
+            ))),
+        },
+        _ => Err(ApiError::invalid(
+            "Invalid entity type for an experiment search; use attributes or tags.",
+        )),
+    }
+}
+
+/// Experiment ids are strings on the wire and integers here: `=`/`!=`/IN
+/// compare as integers; LIKE compares the decimal text.
+fn experiment_id_condition(
+    sql: &mut SqlBuilder,
+    comparison: &Comparison,
+) -> Result<String, ApiError> {
+    let parse = |text: &str| {
+        text.parse::<i64>().map_err(|_| {
+            ApiError::invalid(format!(
+                "Invalid experiment ID '{text}'. Experiment ID must be a valid integer."
+            ))
+        })
+    };
+    match (comparison.op, &comparison.value) {
+        (Op::Eq | Op::Ne, Value::String(text)) => {
+            let p = sql.bind(Arg::I64(parse(text)?));
+            Ok(format!("e.experiment_id {} {p}", sql_op(comparison.op)))
+        }
+        (Op::In | Op::NotIn, Value::List(items)) => {
+            let ids = items
+                .iter()
+                .map(|item| parse(item).map(Arg::I64))
+                .collect::<Result<Vec<_>, _>>()?;
+            let list = sql.bind_list(ids);
+            Ok(format!(
+                "e.experiment_id {} ({list})",
+                sql_op(comparison.op)
+            ))
+        }
+        (op, value) => string_condition(sql, "CAST(e.experiment_id AS TEXT)", op, value),
+    }
+}
+
+/// Builds the experiment search; default order `creation_time DESC`,
+/// tiebreaker `experiment_id ASC`.
+pub(crate) fn experiments(
+    namespace: &Namespace,
+    query: &ExperimentQuery,
+) -> Result<SqlBuilder, ApiError> {
+    let mut sql = SqlBuilder::new();
+    let mut order = Vec::new();
+    let mut orders_id = false;
+    for order_by in &query.order_by {
+        let column = match order_by.key.as_str() {
+            "name" => "e.name",
+            "experiment_id" => {
+                orders_id = true;
+                "e.experiment_id"
+            }
+            "creation_time" => "e.creation_time",
+            "last_update_time" => "e.last_update_time",
+            other => {
+                return Err(ApiError::invalid(format!(
+                    "Invalid order by key '{other}' specified."
+                )));
+            }
+        };
+        order.push(format!("{column} {}", direction(order_by.ascending)));
+    }
+    if query.order_by.is_empty() {
+        order.push("e.creation_time DESC".to_string());
+    }
+    if !orders_id {
+        order.push("e.experiment_id ASC".to_string());
+    }
+    let ns = sql.bind(Arg::Str(namespace.to_string()));
+    let mut conditions = vec![
+        format!("e.namespace = {ns}"),
+        lifecycle_condition(query.view, "e.lifecycle_stage"),
+    ];
+    for comparison in &query.filter {
+        conditions.push(experiment_condition(&mut sql, comparison)?);
+    }
+    let limit = sql.bind(Arg::I64(query.limit + 1));
+    let offset = sql.bind(Arg::I64(query.offset));
+    sql.push(&format!(
+        "SELECT {EXPERIMENT_COLUMNS} FROM experiments e WHERE {} ORDER BY {} LIMIT {limit} OFFSET {offset}",
+        conditions.join(" AND "),
+        order.join(", ")
+    ));
+    Ok(sql)
+}

@@ -1,0 +1,1216 @@
+//! The SQL tracking store: one implementation over `sqlx::Any` for Postgres and
+//! SQLite. Statements use `$N` placeholders and SQL both dialects accept.
+
+use std::collections::{BTreeMap, HashMap};
+
+use async_trait::async_trait;
+use quiver_common::db::Database;
+use quiver_common::{ApiError, Namespace};
+use quiver_proto::common::v1::KeyValue;
+use quiver_proto::tracking::v1 as pb;
+use sqlx::any::AnyRow;
+use sqlx::{Any, AssertSqlSafe, Row, Transaction};
+
+use super::rows::{self, EXPERIMENT_COLUMNS, RUN_COLUMNS, db_error, is_unique_violation};
+use super::search_sql::{self, Arg, SqlBuilder};
+use super::{
+    Batch, ExperimentQuery, HistoryCursor, Lifecycle, NewExperiment, NewRun, RunQuery, RunUpdate,
+    TrackingStore,
+};
+
+/// Rows per multi-row INSERT (SQLite allows 32,766 bound values per statement).
+const INSERT_CHUNK: usize = 500;
+/// Keys per `IN (...)` list when loading run details.
+const IN_CHUNK: usize = 900;
+
+/// The tracking store over a [`Database`].
+#[derive(Debug, Clone)]
+pub struct SqlTrackingStore {
+    db: Database,
+}
+
+impl SqlTrackingStore {
+    /// Creates a store over an opened (and migrated) database.
+    pub fn new(db: Database) -> SqlTrackingStore {
+        SqlTrackingStore { db }
+    }
+
+    /// Returns the underlying database.
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    async fn begin(&self) -> Result<Transaction<'static, Any>, ApiError> {
+        self.db.writer.begin().await.map_err(db_error)
+    }
+
+    async fn experiment_tags(
+        &self,
+        namespace: &Namespace,
+        ids: &[i64],
+    ) -> Result<HashMap<i64, Vec<KeyValue>>, ApiError> {
+        let mut tags: HashMap<i64, Vec<KeyValue>> = HashMap::new();
+        for chunk in ids.chunks(IN_CHUNK) {
+            let mut sql = SqlBuilder::new();
+            let ns = sql.bind(Arg::Str(namespace.to_string()));
+            let list = sql.bind_list(chunk.iter().map(|id| Arg::I64(*id)));
+            sql.push(&format!(
+                "SELECT experiment_id, key, value FROM experiment_tags \
+                 WHERE namespace = {ns} AND experiment_id IN ({list}) ORDER BY experiment_id, key"
+            ));
+            for row in sql.fetch_all(&self.db.reader).await? {
+                let id: i64 = row.try_get("experiment_id").map_err(db_error)?;
+                tags.entry(id).or_default().push(KeyValue {
+                    key: row.try_get("key").map_err(db_error)?,
+                    value: row.try_get("value").map_err(db_error)?,
+                });
+            }
+        }
+        Ok(tags)
+    }
+
+    async fn with_experiment_tags(
+        &self,
+        namespace: &Namespace,
+        mut experiments: Vec<pb::Experiment>,
+    ) -> Result<Vec<pb::Experiment>, ApiError> {
+        let ids: Vec<i64> = experiments
+            .iter()
+            .filter_map(|e| e.experiment_id.parse().ok())
+            .collect();
+        let mut tags = self.experiment_tags(namespace, &ids).await?;
+        for experiment in &mut experiments {
+            let id: i64 = experiment.experiment_id.parse().unwrap_or_default();
+            experiment.tags = tags.remove(&id).unwrap_or_default();
+            experiment.namespace = namespace.to_string();
+        }
+        Ok(experiments)
+    }
+
+    async fn fetch_experiment(
+        &self,
+        namespace: &Namespace,
+        condition: &str,
+        arg: Arg,
+    ) -> Result<Option<pb::Experiment>, ApiError> {
+        let mut sql = SqlBuilder::new();
+        let ns = sql.bind(Arg::Str(namespace.to_string()));
+        let value = sql.bind(arg);
+        sql.push(&format!(
+            "SELECT {EXPERIMENT_COLUMNS} FROM experiments e WHERE e.namespace = {ns} AND {condition} = {value}"
+        ));
+        let Some(row) = sql.fetch_optional(&self.db.reader).await? else {
+            return Ok(None);
+        };
+        let experiment = rows::experiment(&row).map_err(db_error)?;
+        Ok(self
+            .with_experiment_tags(namespace, vec![experiment])
+            .await?
+            .pop())
+    }
+
+    /// Loads params, tags, latest metrics, inputs and outputs for runs.
+    async fn assemble_runs(
+        &self,
+        infos: Vec<(i64, pb::RunInfo)>,
+    ) -> Result<Vec<pb::Run>, ApiError> {
+        let keys: Vec<i64> = infos.iter().map(|(key, _)| *key).collect();
+        let mut data: HashMap<i64, pb::Run> = HashMap::new();
+        for chunk in keys.chunks(IN_CHUNK) {
+            self.load_run_details(chunk, &mut data).await?;
+        }
+        Ok(infos
+            .into_iter()
+            .map(|(key, info)| {
+                let mut run = data.remove(&key).unwrap_or_default();
+                run.info = Some(info);
+                run.data.get_or_insert_with(Default::default);
+                run.inputs.get_or_insert_with(Default::default);
+                run.outputs.get_or_insert_with(Default::default);
+                run
+            })
+            .collect())
+    }
+
+    async fn load_run_details(
+        &self,
+        keys: &[i64],
+        runs: &mut HashMap<i64, pb::Run>,
+    ) -> Result<(), ApiError> {
+        let pool = &self.db.reader;
+        let in_list = |sql: &mut SqlBuilder| sql.bind_list(keys.iter().map(|k| Arg::I64(*k)));
+
+        let mut sql = SqlBuilder::new();
+        let list = in_list(&mut sql);
+        sql.push(&format!(
+            "SELECT run_key, key, value FROM params WHERE run_key IN ({list}) ORDER BY run_key, key"
+        ));
+        for row in sql.fetch_all(pool).await? {
+            let run = runs.entry(get_i64(&row, "run_key")?).or_default();
+            run.data
+                .get_or_insert_with(Default::default)
+                .params
+                .push(key_value(&row)?);
+        }
+
+        let mut sql = SqlBuilder::new();
+        let list = in_list(&mut sql);
+        sql.push(&format!(
+            "SELECT run_key, key, value FROM tags WHERE run_key IN ({list}) ORDER BY run_key, key"
+        ));
+        for row in sql.fetch_all(pool).await? {
+            let run = runs.entry(get_i64(&row, "run_key")?).or_default();
+            run.data
+                .get_or_insert_with(Default::default)
+                .tags
+                .push(key_value(&row)?);
+        }
+
+        let mut sql = SqlBuilder::new();
+        let list = in_list(&mut sql);
+        sql.push(&format!(
+            "SELECT run_key, key, value, timestamp, step, is_nan FROM latest_metrics \
+             WHERE run_key IN ({list}) ORDER BY run_key, key"
+        ));
+        for row in sql.fetch_all(pool).await? {
+            let run = runs.entry(get_i64(&row, "run_key")?).or_default();
+            let value: f64 = row.try_get("value").map_err(db_error)?;
+            run.data
+                .get_or_insert_with(Default::default)
+                .metrics
+                .push(pb::Metric {
+                    key: row.try_get("key").map_err(db_error)?,
+                    value: rows::metric_value(value, get_i64(&row, "is_nan")?),
+                    timestamp: get_i64(&row, "timestamp")?,
+                    step: get_i64(&row, "step")?,
+                    ..Default::default()
+                });
+        }
+
+        let mut sql = SqlBuilder::new();
+        let list = in_list(&mut sql);
+        sql.push(&format!(
+            "SELECT i.run_key, i.tags_json, d.name, d.digest, d.source_type, d.source, d.schema, d.profile \
+             FROM dataset_inputs i JOIN datasets d ON d.dataset_key = i.dataset_key \
+             WHERE i.run_key IN ({list}) ORDER BY i.run_key, i.position"
+        ));
+        for row in sql.fetch_all(pool).await? {
+            let run = runs.entry(get_i64(&row, "run_key")?).or_default();
+            let tags_json: String = row.try_get("tags_json").map_err(db_error)?;
+            let tags: Vec<(String, String)> = serde_json::from_str(&tags_json).unwrap_or_default();
+            run.inputs
+                .get_or_insert_with(Default::default)
+                .dataset_inputs
+                .push(pb::DatasetInput {
+                    tags: tags
+                        .into_iter()
+                        .map(|(key, value)| KeyValue { key, value })
+                        .collect(),
+                    dataset: Some(pb::Dataset {
+                        name: row.try_get("name").map_err(db_error)?,
+                        digest: row.try_get("digest").map_err(db_error)?,
+                        source_type: row.try_get("source_type").map_err(db_error)?,
+                        source: row.try_get("source").map_err(db_error)?,
+                        schema: row.try_get("schema").map_err(db_error)?,
+                        profile: row.try_get("profile").map_err(db_error)?,
+                    }),
+                });
+        }
+
+        let mut sql = SqlBuilder::new();
+        let list = in_list(&mut sql);
+        sql.push(&format!(
+            "SELECT run_key, model_id FROM model_inputs WHERE run_key IN ({list}) ORDER BY run_key, model_id"
+        ));
+        for row in sql.fetch_all(pool).await? {
+            let run = runs.entry(get_i64(&row, "run_key")?).or_default();
+            run.inputs
+                .get_or_insert_with(Default::default)
+                .model_inputs
+                .push(pb::ModelInput {
+                    model_id: row.try_get("model_id").map_err(db_error)?,
+                });
+        }
+
+        let mut sql = SqlBuilder::new();
+        let list = in_list(&mut sql);
+        sql.push(&format!(
+            "SELECT run_key, model_id, step FROM model_outputs WHERE run_key IN ({list}) ORDER BY run_key, step, model_id"
+        ));
+        for row in sql.fetch_all(pool).await? {
+            let run = runs.entry(get_i64(&row, "run_key")?).or_default();
+            run.outputs
+                .get_or_insert_with(Default::default)
+                .model_outputs
+                .push(pb::ModelOutput {
+                    model_id: row.try_get("model_id").map_err(db_error)?,
+                    step: get_i64(&row, "step")?,
+                });
+        }
+        Ok(())
+    }
+
+    async fn run_key(&self, namespace: &Namespace, run_id: &str) -> Result<Option<i64>, ApiError> {
+        sqlx::query_scalar("SELECT run_key FROM runs WHERE namespace = $1 AND run_uuid = $2")
+            .bind(namespace.as_str())
+            .bind(run_id)
+            .fetch_optional(&self.db.reader)
+            .await
+            .map_err(db_error)
+    }
+}
+
+fn get_i64(row: &AnyRow, column: &str) -> Result<i64, ApiError> {
+    row.try_get(column).map_err(db_error)
+}
+
+fn key_value(row: &AnyRow) -> Result<KeyValue, ApiError> {
+    Ok(KeyValue {
+        key: row.try_get("key").map_err(db_error)?,
+        value: row.try_get("value").map_err(db_error)?,
+    })
+}
+
+pub(crate) fn run_not_found(run_id: &str) -> ApiError {
+    ApiError::not_found(format!("Run with id={run_id} not found"))
+}
+
+pub(crate) fn experiment_not_found(experiment_id: i64) -> ApiError {
+    ApiError::not_found(format!("No Experiment with id={experiment_id} exists"))
+}
+
+/// Locks nothing but checks, inside the write transaction, that the run exists
+/// in the namespace and is active; returns its key.
+async fn active_run_key(
+    tx: &mut Transaction<'static, Any>,
+    namespace: &Namespace,
+    run_id: &str,
+) -> Result<i64, ApiError> {
+    let row = sqlx::query(
+        "SELECT run_key, lifecycle_stage FROM runs WHERE namespace = $1 AND run_uuid = $2",
+    )
+    .bind(namespace.as_str())
+    .bind(run_id)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(db_error)?
+    .ok_or_else(|| run_not_found(run_id))?;
+    let stage: String = row.try_get("lifecycle_stage").map_err(db_error)?;
+    if stage != Lifecycle::Active.as_str() {
+        return Err(ApiError::invalid(format!(
+            "The run {run_id} must be in the 'active' state. Current state is {stage}."
+        )));
+    }
+    get_i64(&row, "run_key")
+}
+
+async fn active_experiment(
+    tx: &mut Transaction<'static, Any>,
+    namespace: &Namespace,
+    experiment_id: i64,
+) -> Result<String, ApiError> {
+    let row = sqlx::query(
+        "SELECT lifecycle_stage, artifact_location FROM experiments WHERE namespace = $1 AND experiment_id = $2",
+    )
+    .bind(namespace.as_str())
+    .bind(experiment_id)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(db_error)?
+    .ok_or_else(|| experiment_not_found(experiment_id))?;
+    let stage: String = row.try_get("lifecycle_stage").map_err(db_error)?;
+    if stage != Lifecycle::Active.as_str() {
+        return Err(ApiError::invalid(format!(
+            "The experiment {experiment_id} must be in the 'active' state. Current state is {stage}."
+        )));
+    }
+    row.try_get("artifact_location").map_err(db_error)
+}
+
+async fn upsert_run_tags(
+    tx: &mut Transaction<'static, Any>,
+    run_key: i64,
+    tags: &[KeyValue],
+) -> Result<(), ApiError> {
+    // Last value wins for a key repeated in one request.
+    let mut unique: BTreeMap<&str, &str> = BTreeMap::new();
+    for tag in tags {
+        unique.insert(&tag.key, &tag.value);
+    }
+    let unique: Vec<(&str, &str)> = unique.into_iter().collect();
+    for chunk in unique.chunks(INSERT_CHUNK) {
+        let mut sql = SqlBuilder::new();
+        sql.push("INSERT INTO tags (run_key, key, value) VALUES ");
+        for (i, (key, value)) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            let a = sql.bind(Arg::I64(run_key));
+            let b = sql.bind(Arg::Str((*key).to_string()));
+            let c = sql.bind(Arg::Str((*value).to_string()));
+            sql.push(&format!("({a}, {b}, {c})"));
+        }
+        sql.push(" ON CONFLICT (run_key, key) DO UPDATE SET value = excluded.value");
+        sql.execute(&mut **tx).await?;
+    }
+    if let Some((_, name)) = unique
+        .iter()
+        .find(|(key, _)| *key == crate::validation::RUN_NAME_TAG)
+    {
+        sqlx::query("UPDATE runs SET name = $1 WHERE run_key = $2")
+            .bind(*name)
+            .bind(run_key)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+    }
+    Ok(())
+}
+
+async fn insert_params(
+    tx: &mut Transaction<'static, Any>,
+    run_id: &str,
+    run_key: i64,
+    params: &[KeyValue],
+    single: bool,
+) -> Result<(), ApiError> {
+    for chunk in params.chunks(INSERT_CHUNK) {
+        let mut sql = SqlBuilder::new();
+        sql.push("INSERT INTO params (run_key, key, value) VALUES ");
+        for (i, param) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            let a = sql.bind(Arg::I64(run_key));
+            let b = sql.bind(Arg::Str(param.key.clone()));
+            let c = sql.bind(Arg::Str(param.value.clone()));
+            sql.push(&format!("({a}, {b}, {c})"));
+        }
+        sql.push(" ON CONFLICT (run_key, key) DO NOTHING");
+        sql.execute(&mut **tx).await?;
+    }
+    // Compare with what is stored now (ours, or a value logged earlier or
+    // concurrently): a different value is a conflict and rolls back the batch.
+    let mut conflicts = Vec::new();
+    for chunk in params.chunks(IN_CHUNK) {
+        let mut sql = SqlBuilder::new();
+        let key = sql.bind(Arg::I64(run_key));
+        let list = sql.bind_list(chunk.iter().map(|p| Arg::Str(p.key.clone())));
+        sql.push(&format!(
+            "SELECT key, value FROM params WHERE run_key = {key} AND key IN ({list})"
+        ));
+        let stored: HashMap<String, String> = sql
+            .fetch_all(&mut **tx)
+            .await?
+            .iter()
+            .map(|row| key_value(row).map(|kv| (kv.key, kv.value)))
+            .collect::<Result<_, _>>()?;
+        for param in chunk {
+            if let Some(old) = stored.get(&param.key) {
+                if *old != param.value {
+                    conflicts.push((param.key.clone(), old.clone(), param.value.clone()));
+                }
+            }
+        }
+    }
+    if conflicts.is_empty() {
+        return Ok(());
+    }
+    let message = if single {
+        let (key, old, new) = &conflicts[0];
+        format!(
+            "Changing param values is not allowed. Param with key='{key}' was already logged with value='{old}' for run ID='{run_id}'. Attempted logging new value '{new}'."
+        )
+    } else {
+        let listed: Vec<String> = conflicts
+            .iter()
+            .map(|(key, old, new)| {
+                format!("{{'key': '{key}', 'old_value': '{old}', 'new_value': '{new}'}}")
+            })
+            .collect();
+        format!(
+            "Changing param values is not allowed. Params were already logged='[{}]' for run ID='{run_id}'.",
+            listed.join(", ")
+        )
+    };
+    Err(ApiError::invalid(message))
+}
+
+async fn insert_metrics(
+    tx: &mut Transaction<'static, Any>,
+    run_key: i64,
+    metrics: &[super::MetricPoint],
+) -> Result<(), ApiError> {
+    for chunk in metrics.chunks(INSERT_CHUNK / 2) {
+        let mut sql = SqlBuilder::new();
+        sql.push(
+            "INSERT INTO metrics (run_key, key, step, timestamp, value, is_nan, model_id, dataset_name, dataset_digest) VALUES ",
+        );
+        for (i, m) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            let values = [
+                sql.bind(Arg::I64(run_key)),
+                sql.bind(Arg::Str(m.key.clone())),
+                sql.bind(Arg::I64(m.step)),
+                sql.bind(Arg::I64(m.timestamp)),
+                sql.bind(Arg::F64(m.value)),
+                sql.bind(Arg::I64(i64::from(m.is_nan))),
+                sql.bind(Arg::OptStr(m.model_id.clone())),
+                sql.bind(Arg::OptStr(m.dataset_name.clone())),
+                sql.bind(Arg::OptStr(m.dataset_digest.clone())),
+            ];
+            sql.push(&format!("({})", values.join(", ")));
+        }
+        sql.push(" ON CONFLICT DO NOTHING");
+        sql.execute(&mut **tx).await?;
+    }
+    // The newest point per key in this batch, by (step, timestamp, value).
+    let mut latest: BTreeMap<&str, &super::MetricPoint> = BTreeMap::new();
+    for m in metrics {
+        let newer = latest.get(m.key.as_str()).is_none_or(|cur| {
+            (m.step, m.timestamp) > (cur.step, cur.timestamp)
+                || ((m.step, m.timestamp) == (cur.step, cur.timestamp) && m.value > cur.value)
+        });
+        if newer {
+            latest.insert(&m.key, m);
+        }
+    }
+    let latest: Vec<&super::MetricPoint> = latest.into_values().collect();
+    for chunk in latest.chunks(INSERT_CHUNK / 2) {
+        let mut sql = SqlBuilder::new();
+        sql.push(
+            "INSERT INTO latest_metrics (run_key, key, step, timestamp, value, is_nan) VALUES ",
+        );
+        for (i, m) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            let values = [
+                sql.bind(Arg::I64(run_key)),
+                sql.bind(Arg::Str(m.key.clone())),
+                sql.bind(Arg::I64(m.step)),
+                sql.bind(Arg::I64(m.timestamp)),
+                sql.bind(Arg::F64(m.value)),
+                sql.bind(Arg::I64(i64::from(m.is_nan))),
+            ];
+            sql.push(&format!("({})", values.join(", ")));
+        }
+        sql.push(
+            " ON CONFLICT (run_key, key) DO UPDATE SET step = excluded.step, timestamp = excluded.timestamp, \
+             value = excluded.value, is_nan = excluded.is_nan \
+             WHERE excluded.step > latest_metrics.step \
+             OR (excluded.step = latest_metrics.step AND excluded.timestamp > latest_metrics.timestamp) \
+             OR (excluded.step = latest_metrics.step AND excluded.timestamp = latest_metrics.timestamp \
+                 AND excluded.value > latest_metrics.value)",
+        );
+        sql.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// A 64-bit FNV-1a digest, stable across processes (used to key input tag sets).
+fn fnv1a(text: &str) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in text.as_bytes() {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
+
+#[async_trait]
+impl TrackingStore for SqlTrackingStore {
+    async fn ensure_namespace(&self, namespace: &Namespace, now: i64) -> Result<(), ApiError> {
+        let mut tx = self.begin().await?;
+        let created = sqlx::query(
+            "INSERT INTO namespaces (name, next_experiment_id, creation_time) VALUES ($1, 1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(namespace.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?
+        .rows_affected();
+        if created > 0 {
+            sqlx::query(
+                "INSERT INTO experiments (namespace, experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time) \
+                 VALUES ($1, 0, 'Default', 'mlflow-artifacts:/0', 'active', $2, $2)",
+            )
+            .bind(namespace.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn create_experiment(
+        &self,
+        namespace: &Namespace,
+        experiment: NewExperiment,
+    ) -> Result<i64, ApiError> {
+        let mut tx = self.begin().await?;
+        let id: i64 = sqlx::query_scalar(
+            "UPDATE namespaces SET next_experiment_id = next_experiment_id + 1 WHERE name = $1 RETURNING next_experiment_id - 1",
+        )
+        .bind(namespace.as_str())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let location = experiment
+            .artifact_location
+            .unwrap_or_else(|| format!("mlflow-artifacts:/{id}"));
+        let inserted = sqlx::query(
+            "INSERT INTO experiments (namespace, experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time) \
+             VALUES ($1, $2, $3, $4, 'active', $5, $5)",
+        )
+        .bind(namespace.as_str())
+        .bind(id)
+        .bind(&experiment.name)
+        .bind(&location)
+        .bind(experiment.now)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Ok(_) => {}
+            Err(error) if is_unique_violation(&error) => {
+                return Err(ApiError::already_exists(format!(
+                    "Experiment(name={}) already exists.",
+                    experiment.name
+                )));
+            }
+            Err(error) => return Err(db_error(error)),
+        }
+        let mut unique: BTreeMap<&str, &str> = BTreeMap::new();
+        for tag in &experiment.tags {
+            unique.insert(&tag.key, &tag.value);
+        }
+        for (key, value) in unique {
+            sqlx::query(
+                "INSERT INTO experiment_tags (namespace, experiment_id, key, value) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(namespace.as_str())
+            .bind(id)
+            .bind(key)
+            .bind(value)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(id)
+    }
+
+    async fn get_experiment(
+        &self,
+        namespace: &Namespace,
+        experiment_id: i64,
+    ) -> Result<Option<pb::Experiment>, ApiError> {
+        self.fetch_experiment(namespace, "e.experiment_id", Arg::I64(experiment_id))
+            .await
+    }
+
+    async fn get_experiment_by_name(
+        &self,
+        namespace: &Namespace,
+        name: &str,
+    ) -> Result<Option<pb::Experiment>, ApiError> {
+        self.fetch_experiment(namespace, "e.name", Arg::Str(name.to_string()))
+            .await
+    }
+
+    async fn search_experiments(
+        &self,
+        namespace: &Namespace,
+        query: &ExperimentQuery,
+    ) -> Result<Vec<pb::Experiment>, ApiError> {
+        let sql = search_sql::experiments(namespace, query)?;
+        let experiments = sql
+            .fetch_all(&self.db.reader)
+            .await?
+            .iter()
+            .map(rows::experiment)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db_error)?;
+        self.with_experiment_tags(namespace, experiments).await
+    }
+
+    async fn rename_experiment(
+        &self,
+        namespace: &Namespace,
+        experiment_id: i64,
+        new_name: &str,
+        now: i64,
+    ) -> Result<(), ApiError> {
+        let mut tx = self.begin().await?;
+        active_experiment(&mut tx, namespace, experiment_id).await?;
+        let updated = sqlx::query(
+            "UPDATE experiments SET name = $1, last_update_time = $2 WHERE namespace = $3 AND experiment_id = $4",
+        )
+        .bind(new_name)
+        .bind(now)
+        .bind(namespace.as_str())
+        .bind(experiment_id)
+        .execute(&mut *tx)
+        .await;
+        match updated {
+            Ok(_) => tx.commit().await.map_err(db_error),
+            Err(error) if is_unique_violation(&error) => Err(ApiError::already_exists(format!(
+                "Experiment(name={new_name}) already exists."
+            ))),
+            Err(error) => Err(db_error(error)),
+        }
+    }
+
+    async fn set_experiment_lifecycle(
+        &self,
+        namespace: &Namespace,
+        experiment_id: i64,
+        stage: Lifecycle,
+        now: i64,
+    ) -> Result<(), ApiError> {
+        let mut tx = self.begin().await?;
+        let current: Option<String> = sqlx::query_scalar(
+            "SELECT lifecycle_stage FROM experiments WHERE namespace = $1 AND experiment_id = $2",
+        )
+        .bind(namespace.as_str())
+        .bind(experiment_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let current = current.ok_or_else(|| experiment_not_found(experiment_id))?;
+        if stage == Lifecycle::Active && current == Lifecycle::Active.as_str() {
+            return Err(ApiError::invalid(format!(
+                "Cannot restore an active experiment. Experiment {experiment_id} is already active."
+            )));
+        }
+        if stage == Lifecycle::Deleted && current == Lifecycle::Deleted.as_str() {
+            return Err(ApiError::invalid(format!(
+                "Experiment {experiment_id} is already deleted."
+            )));
+        }
+        sqlx::query(
+            "UPDATE experiments SET lifecycle_stage = $1, last_update_time = $2 WHERE namespace = $3 AND experiment_id = $4",
+        )
+        .bind(stage.as_str())
+        .bind(now)
+        .bind(namespace.as_str())
+        .bind(experiment_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let deleted_time = (stage == Lifecycle::Deleted).then_some(now);
+        sqlx::query(
+            "UPDATE runs SET lifecycle_stage = $1, deleted_time = $2 WHERE namespace = $3 AND experiment_id = $4",
+        )
+        .bind(stage.as_str())
+        .bind(deleted_time)
+        .bind(namespace.as_str())
+        .bind(experiment_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn set_experiment_tag(
+        &self,
+        namespace: &Namespace,
+        experiment_id: i64,
+        tag: KeyValue,
+    ) -> Result<(), ApiError> {
+        let mut tx = self.begin().await?;
+        active_experiment(&mut tx, namespace, experiment_id).await?;
+        sqlx::query(
+            "INSERT INTO experiment_tags (namespace, experiment_id, key, value) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (namespace, experiment_id, key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(namespace.as_str())
+        .bind(experiment_id)
+        .bind(&tag.key)
+        .bind(&tag.value)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn delete_experiment_tag(
+        &self,
+        namespace: &Namespace,
+        experiment_id: i64,
+        key: &str,
+    ) -> Result<(), ApiError> {
+        let mut tx = self.begin().await?;
+        active_experiment(&mut tx, namespace, experiment_id).await?;
+        let deleted = sqlx::query(
+            "DELETE FROM experiment_tags WHERE namespace = $1 AND experiment_id = $2 AND key = $3",
+        )
+        .bind(namespace.as_str())
+        .bind(experiment_id)
+        .bind(key)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?
+        .rows_affected();
+        if deleted == 0 {
+            return Err(ApiError::not_found(format!(
+                "No tag with name: {key} in experiment with id {experiment_id}"
+            )));
+        }
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn create_run(&self, namespace: &Namespace, run: NewRun) -> Result<pb::Run, ApiError> {
+        let mut tx = self.begin().await?;
+        let location = active_experiment(&mut tx, namespace, run.experiment_id).await?;
+        let artifact_uri = format!(
+            "{}/{}/artifacts",
+            location.trim_end_matches('/'),
+            run.run_id
+        );
+        let run_key: i64 = sqlx::query_scalar(
+            "INSERT INTO runs (run_uuid, namespace, experiment_id, name, user_id, status, start_time, lifecycle_stage, artifact_uri) \
+             VALUES ($1, $2, $3, $4, $5, 'RUNNING', $6, 'active', $7) RETURNING run_key",
+        )
+        .bind(&run.run_id)
+        .bind(namespace.as_str())
+        .bind(run.experiment_id)
+        .bind(&run.name)
+        .bind(&run.user_id)
+        .bind(run.start_time)
+        .bind(&artifact_uri)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        upsert_run_tags(&mut tx, run_key, &run.tags).await?;
+        tx.commit().await.map_err(db_error)?;
+        self.get_run(namespace, &run.run_id)
+            .await?
+            .ok_or_else(|| ApiError::internal("run vanished after create"))
+    }
+
+    async fn get_run(
+        &self,
+        namespace: &Namespace,
+        run_id: &str,
+    ) -> Result<Option<pb::Run>, ApiError> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {RUN_COLUMNS} FROM runs r WHERE r.namespace = $1 AND r.run_uuid = $2"
+        )))
+        .bind(namespace.as_str())
+        .bind(run_id)
+        .fetch_optional(&self.db.reader)
+        .await
+        .map_err(db_error)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let info = rows::run_info(&row).map_err(db_error)?;
+        Ok(self.assemble_runs(vec![info]).await?.pop())
+    }
+
+    async fn update_run(
+        &self,
+        namespace: &Namespace,
+        run_id: &str,
+        update: RunUpdate,
+    ) -> Result<pb::RunInfo, ApiError> {
+        let mut tx = self.begin().await?;
+        let run_key = active_run_key(&mut tx, namespace, run_id).await?;
+        if let Some(status) = update.status {
+            sqlx::query("UPDATE runs SET status = $1 WHERE run_key = $2")
+                .bind(rows::status_to_str(status))
+                .bind(run_key)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        }
+        if let Some(end_time) = update.end_time {
+            sqlx::query("UPDATE runs SET end_time = $1 WHERE run_key = $2")
+                .bind(end_time)
+                .bind(run_key)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        }
+        if let Some(name) = update.run_name {
+            let tag = KeyValue {
+                key: crate::validation::RUN_NAME_TAG.to_string(),
+                value: name,
+            };
+            upsert_run_tags(&mut tx, run_key, &[tag]).await?;
+        }
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {RUN_COLUMNS} FROM runs r WHERE r.run_key = $1"
+        )))
+        .bind(run_key)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let (_, info) = rows::run_info(&row).map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(info)
+    }
+
+    async fn set_run_lifecycle(
+        &self,
+        namespace: &Namespace,
+        run_id: &str,
+        stage: Lifecycle,
+        now: i64,
+    ) -> Result<(), ApiError> {
+        let deleted_time = (stage == Lifecycle::Deleted).then_some(now);
+        let updated = sqlx::query(
+            "UPDATE runs SET lifecycle_stage = $1, deleted_time = $2 WHERE namespace = $3 AND run_uuid = $4",
+        )
+        .bind(stage.as_str())
+        .bind(deleted_time)
+        .bind(namespace.as_str())
+        .bind(run_id)
+        .execute(&self.db.writer)
+        .await
+        .map_err(db_error)?
+        .rows_affected();
+        if updated == 0 {
+            return Err(run_not_found(run_id));
+        }
+        Ok(())
+    }
+
+    async fn log_batch(
+        &self,
+        namespace: &Namespace,
+        run_id: &str,
+        batch: Batch,
+    ) -> Result<(), ApiError> {
+        let mut tx = self.begin().await?;
+        let run_key = active_run_key(&mut tx, namespace, run_id).await?;
+        if !batch.params.is_empty() {
+            insert_params(&mut tx, run_id, run_key, &batch.params, batch.single_param).await?;
+        }
+        if !batch.tags.is_empty() {
+            upsert_run_tags(&mut tx, run_key, &batch.tags).await?;
+        }
+        if !batch.metrics.is_empty() {
+            insert_metrics(&mut tx, run_key, &batch.metrics).await?;
+        }
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn delete_tag(
+        &self,
+        namespace: &Namespace,
+        run_id: &str,
+        key: &str,
+    ) -> Result<(), ApiError> {
+        let mut tx = self.begin().await?;
+        let run_key = active_run_key(&mut tx, namespace, run_id).await?;
+        let deleted = sqlx::query("DELETE FROM tags WHERE run_key = $1 AND key = $2")
+            .bind(run_key)
+            .bind(key)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?
+            .rows_affected();
+        if deleted == 0 {
+            return Err(ApiError::not_found(format!(
+                "No tag with name: {key} in run with id {run_id}"
+            )));
+        }
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn log_inputs(
+        &self,
+        namespace: &Namespace,
+        run_id: &str,
+        datasets: Vec<pb::DatasetInput>,
+        models: Vec<pb::ModelInput>,
+    ) -> Result<(), ApiError> {
+        let mut tx = self.begin().await?;
+        let run_key = active_run_key(&mut tx, namespace, run_id).await?;
+        let experiment_id: i64 =
+            sqlx::query_scalar("SELECT experiment_id FROM runs WHERE run_key = $1")
+                .bind(run_key)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        let mut position: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(position), -1) + 1 FROM dataset_inputs WHERE run_key = $1",
+        )
+        .bind(run_key)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        for input in datasets {
+            let dataset = input.dataset.unwrap_or_default();
+            sqlx::query(
+                "INSERT INTO datasets (namespace, experiment_id, name, digest, source_type, source, schema, profile) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (namespace, experiment_id, name, digest) DO NOTHING",
+            )
+            .bind(namespace.as_str())
+            .bind(experiment_id)
+            .bind(&dataset.name)
+            .bind(&dataset.digest)
+            .bind(&dataset.source_type)
+            .bind(&dataset.source)
+            .bind(&dataset.schema)
+            .bind(&dataset.profile)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            let dataset_key: i64 = sqlx::query_scalar(
+                "SELECT dataset_key FROM datasets WHERE namespace = $1 AND experiment_id = $2 AND name = $3 AND digest = $4",
+            )
+            .bind(namespace.as_str())
+            .bind(experiment_id)
+            .bind(&dataset.name)
+            .bind(&dataset.digest)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            let mut tags: Vec<(String, String)> =
+                input.tags.into_iter().map(|t| (t.key, t.value)).collect();
+            tags.sort();
+            let context = tags
+                .iter()
+                .find(|(key, _)| key == crate::validation::DATASET_CONTEXT_TAG)
+                .map(|(_, value)| value.clone())
+                .unwrap_or_default();
+            let tags_json = serde_json::to_string(&tags).map_err(ApiError::internal)?;
+            let inserted = sqlx::query(
+                "INSERT INTO dataset_inputs (run_key, dataset_key, tags_hash, tags_json, context, position) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            )
+            .bind(run_key)
+            .bind(dataset_key)
+            .bind(fnv1a(&tags_json))
+            .bind(&tags_json)
+            .bind(&context)
+            .bind(position)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            position += i64::try_from(inserted.rows_affected()).unwrap_or(0);
+        }
+        for model in models {
+            sqlx::query(
+                "INSERT INTO model_inputs (run_key, model_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(run_key)
+            .bind(&model.model_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn log_outputs(
+        &self,
+        namespace: &Namespace,
+        run_id: &str,
+        models: Vec<pb::ModelOutput>,
+    ) -> Result<(), ApiError> {
+        let mut tx = self.begin().await?;
+        let run_key = active_run_key(&mut tx, namespace, run_id).await?;
+        for model in models {
+            sqlx::query(
+                "INSERT INTO model_outputs (run_key, model_id, step) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            )
+            .bind(run_key)
+            .bind(&model.model_id)
+            .bind(model.step)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn metric_history(
+        &self,
+        namespace: &Namespace,
+        run_id: &str,
+        key: &str,
+        after: Option<HistoryCursor>,
+        limit: i64,
+    ) -> Result<Option<Vec<(pb::Metric, HistoryCursor)>>, ApiError> {
+        let Some(run_key) = self.run_key(namespace, run_id).await? else {
+            return Ok(None);
+        };
+        let mut sql = SqlBuilder::new();
+        let rk = sql.bind(Arg::I64(run_key));
+        let k = sql.bind(Arg::Str(key.to_string()));
+        sql.push(&format!(
+            "SELECT step, timestamp, value, is_nan, model_id, dataset_name, dataset_digest FROM metrics \
+             WHERE run_key = {rk} AND key = {k}"
+        ));
+        if let Some(cursor) = after {
+            let s = sql.bind(Arg::I64(cursor.step));
+            let t = sql.bind(Arg::I64(cursor.timestamp));
+            let v = sql.bind(Arg::F64(cursor.value));
+            let n = sql.bind(Arg::I64(i64::from(cursor.is_nan)));
+            sql.push(&format!(
+                " AND (step, timestamp, value, is_nan) > ({s}, {t}, {v}, {n})"
+            ));
+        }
+        let l = sql.bind(Arg::I64(limit));
+        sql.push(&format!(
+            " ORDER BY step, timestamp, value, is_nan LIMIT {l}"
+        ));
+        let rows = sql.fetch_all(&self.db.reader).await?;
+        let mut points = Vec::with_capacity(rows.len());
+        for row in rows {
+            let step = get_i64(&row, "step")?;
+            let timestamp = get_i64(&row, "timestamp")?;
+            let value: f64 = row.try_get("value").map_err(db_error)?;
+            let is_nan = get_i64(&row, "is_nan")?;
+            let metric = pb::Metric {
+                key: key.to_string(),
+                value: rows::metric_value(value, is_nan),
+                timestamp,
+                step,
+                model_id: row
+                    .try_get::<Option<String>, _>("model_id")
+                    .map_err(db_error)?
+                    .unwrap_or_default(),
+                dataset_name: row
+                    .try_get::<Option<String>, _>("dataset_name")
+                    .map_err(db_error)?
+                    .unwrap_or_default(),
+                dataset_digest: row
+                    .try_get::<Option<String>, _>("dataset_digest")
+                    .map_err(db_error)?
+                    .unwrap_or_default(),
+                run_id: run_id.to_string(),
+            };
+            let cursor = HistoryCursor {
+                step,
+                timestamp,
+                value,
+                is_nan: is_nan != 0,
+            };
+            points.push((metric, cursor));
+        }
+        Ok(Some(points))
+    }
+
+    async fn metric_steps(
+        &self,
+        namespace: &Namespace,
+        run_id: &str,
+        key: &str,
+        range: Option<(i64, i64)>,
+    ) -> Result<Vec<i64>, ApiError> {
+        let Some(run_key) = self.run_key(namespace, run_id).await? else {
+            return Ok(Vec::new());
+        };
+        let mut sql = SqlBuilder::new();
+        let rk = sql.bind(Arg::I64(run_key));
+        let k = sql.bind(Arg::Str(key.to_string()));
+        sql.push(&format!(
+            "SELECT DISTINCT step FROM metrics WHERE run_key = {rk} AND key = {k}"
+        ));
+        if let Some((start, end)) = range {
+            let s = sql.bind(Arg::I64(start));
+            let e = sql.bind(Arg::I64(end));
+            sql.push(&format!(" AND step >= {s} AND step <= {e}"));
+        }
+        sql.push(" ORDER BY step");
+        sql.fetch_all(&self.db.reader)
+            .await?
+            .iter()
+            .map(|row| get_i64(row, "step"))
+            .collect()
+    }
+
+    async fn metric_points_at_steps(
+        &self,
+        namespace: &Namespace,
+        run_id: &str,
+        key: &str,
+        steps: &[i64],
+    ) -> Result<Vec<pb::Metric>, ApiError> {
+        let Some(run_key) = self.run_key(namespace, run_id).await? else {
+            return Ok(Vec::new());
+        };
+        let mut metrics = Vec::new();
+        for chunk in steps.chunks(IN_CHUNK) {
+            let mut sql = SqlBuilder::new();
+            let rk = sql.bind(Arg::I64(run_key));
+            let k = sql.bind(Arg::Str(key.to_string()));
+            let list = sql.bind_list(chunk.iter().map(|s| Arg::I64(*s)));
+            sql.push(&format!(
+                "SELECT step, timestamp, value, is_nan FROM metrics WHERE run_key = {rk} AND key = {k} \
+                 AND step IN ({list}) ORDER BY step, timestamp, value"
+            ));
+            for row in sql.fetch_all(&self.db.reader).await? {
+                let value: f64 = row.try_get("value").map_err(db_error)?;
+                metrics.push(pb::Metric {
+                    key: key.to_string(),
+                    value: rows::metric_value(value, get_i64(&row, "is_nan")?),
+                    timestamp: get_i64(&row, "timestamp")?,
+                    step: get_i64(&row, "step")?,
+                    run_id: run_id.to_string(),
+                    ..Default::default()
+                });
+            }
+        }
+        Ok(metrics)
+    }
+
+    async fn search_runs(
+        &self,
+        namespace: &Namespace,
+        query: &RunQuery,
+    ) -> Result<Vec<pb::Run>, ApiError> {
+        if query.experiment_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = search_sql::runs(namespace, query)?;
+        let infos = sql
+            .fetch_all(&self.db.reader)
+            .await?
+            .iter()
+            .map(rows::run_info)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db_error)?;
+        self.assemble_runs(infos).await
+    }
+
+    async fn search_datasets(
+        &self,
+        namespace: &Namespace,
+        experiment_ids: &[i64],
+    ) -> Result<Vec<pb::DatasetSummary>, ApiError> {
+        if experiment_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut sql = SqlBuilder::new();
+        let ns = sql.bind(Arg::Str(namespace.to_string()));
+        let list = sql.bind_list(experiment_ids.iter().map(|id| Arg::I64(*id)));
+        sql.push(&format!(
+            "SELECT DISTINCT d.experiment_id, d.name, d.digest, i.context FROM datasets d \
+             JOIN dataset_inputs i ON i.dataset_key = d.dataset_key \
+             WHERE d.namespace = {ns} AND d.experiment_id IN ({list}) \
+             ORDER BY d.experiment_id, d.name, d.digest, i.context LIMIT 1000"
+        ));
+        sql.fetch_all(&self.db.reader)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(pb::DatasetSummary {
+                    experiment_id: get_i64(row, "experiment_id")?.to_string(),
+                    name: row.try_get("name").map_err(db_error)?,
+                    digest: row.try_get("digest").map_err(db_error)?,
+                    context: row.try_get("context").map_err(db_error)?,
+                })
+            })
+            .collect()
+    }
+}
