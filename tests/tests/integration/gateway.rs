@@ -1,0 +1,1 @@
+//! The gateway in-process (tower `oneshot`): MLflow wire rules.

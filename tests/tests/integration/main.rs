@@ -1,0 +1,7 @@
+//! Quiver's integration tests, one binary: the tracking API conformance suite
+//! on SQLite, Postgres and over gRPC; the gateway in-process; the real binary
+//! in both topologies.
+
+mod conformance;
+mod e2e;
+mod gateway;
