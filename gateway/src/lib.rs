@@ -34,6 +34,8 @@ pub struct AppState {
     pub tracking: Arc<dyn TrackingApi>,
     /// Largest request body, in bytes.
     pub max_body_bytes: usize,
+    /// Per-request timeout (answered with 504 DEADLINE_EXCEEDED-style JSON).
+    pub request_timeout: std::time::Duration,
 }
 
 /// Builds the gateway: routes under `/api/2.0/mlflow` and
@@ -61,7 +63,11 @@ pub fn app(state: AppState) -> Router {
     // by an outer router whose only job is to rewrite and forward.
     Router::new()
         .fallback_service(router)
-        .layer(middleware::from_fn_with_state(state, namespace_layer))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            namespace_layer,
+        ))
+        .layer(middleware::from_fn_with_state(state, timeout_layer))
         .layer(TraceLayer::new_for_http())
 }
 
@@ -115,6 +121,18 @@ async fn namespace_layer(
         .extensions_mut()
         .insert(BodyLimit(state.max_body_bytes));
     next.run(request).await
+}
+
+/// Bounds every request by the configured timeout.
+async fn timeout_layer(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(state.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => crate::error::error_response(
+            quiver_common::ErrorCode::DeadlineExceeded,
+            "The request did not complete within the server's time limit.",
+            None,
+        ),
+    }
 }
 
 /// Serves the gateway on `listener` (TCP_NODELAY on) until `shutdown`

@@ -57,7 +57,9 @@ fn settings() -> PoolSettings {
 pub async fn postgres_database() -> Database {
     let admin_url = pg_url();
     let name = format!("t_{}", uuid::Uuid::new_v4().simple());
-    let admin = Database::connect(&admin_url, &settings()).await.expect("connect to test cluster");
+    let admin = Database::connect(&admin_url, &settings())
+        .await
+        .expect("connect to test cluster");
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&admin.writer)
         .await
@@ -67,7 +69,9 @@ pub async fn postgres_database() -> Database {
         Some((base, _)) => format!("{base}/{name}"),
         None => panic!("bad QUIVER_TEST_PG_URL"),
     };
-    let db = Database::connect(&url, &settings()).await.expect("connect to test database");
+    let db = Database::connect(&url, &settings())
+        .await
+        .expect("connect to test database");
     db.migrate("tracking", quiver_tracking::POSTGRES_MIGRATIONS)
         .await
         .expect("migrate");
@@ -77,8 +81,13 @@ pub async fn postgres_database() -> Database {
 /// Creates a fresh, migrated SQLite database in a temp dir.
 pub async fn sqlite_database() -> (Database, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("quiver.db").display());
-    let db = Database::connect(&url, &settings()).await.expect("open sqlite");
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("quiver.db").display()
+    );
+    let db = Database::connect(&url, &settings())
+        .await
+        .expect("open sqlite");
     db.migrate("tracking", quiver_tracking::SQLITE_MIGRATIONS)
         .await
         .expect("migrate");
@@ -110,7 +119,8 @@ pub async fn tracking_api(backend: Backend) -> (Arc<dyn TrackingApi>, Guard) {
             let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
             let address = listener.local_addr().expect("address");
             let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-            let routes = tonic::service::Routes::new(TrackingGrpcServer::new(service).into_service());
+            let routes =
+                tonic::service::Routes::new(TrackingGrpcServer::new(service).into_service());
             tokio::spawn(async move {
                 let _ = quiver_common::grpc::serve(
                     listener,
@@ -192,7 +202,10 @@ impl QuiverProcess {
         let target = if wait_http { http } else { grpc };
         let deadline = Instant::now() + Duration::from_secs(60);
         while std::net::TcpStream::connect(target).is_err() {
-            assert!(Instant::now() < deadline, "quiver did not start listening on {target}");
+            assert!(
+                Instant::now() < deadline,
+                "quiver did not start listening on {target}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         process

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// Everything Quiver can be configured with. `deploy/config/quiver.example.toml`
 /// documents every key with its default.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Listeners, data directory and shutdown.
@@ -88,19 +88,6 @@ pub struct GatewayConfig {
     pub max_body_bytes: usize,
     /// Per-request timeout, in seconds.
     pub request_timeout_seconds: u64,
-}
-
-impl Default for Config {
-    fn default() -> Config {
-        Config {
-            server: ServerConfig::default(),
-            database: DatabaseConfig::default(),
-            remote: RemoteConfig::default(),
-            log: LogConfig::default(),
-            namespaces: NamespacesConfig::default(),
-            gateway: GatewayConfig::default(),
-        }
-    }
 }
 
 impl Default for ServerConfig {

@@ -49,6 +49,20 @@ enum Command {
     },
     /// Applies pending database migrations and exits.
     Migrate,
+    /// Manages namespaces (needed when namespaces.auto_create is false).
+    Namespace {
+        #[command(subcommand)]
+        action: NamespaceAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum NamespaceAction {
+    /// Creates a namespace and its default experiment "0" (idempotent).
+    Create {
+        /// The namespace name (a DNS label).
+        name: String,
+    },
 }
 
 fn load_config(cli: &Cli) -> anyhow::Result<Config> {
@@ -95,6 +109,9 @@ fn main() -> anyhow::Result<()> {
                 roles::run(config, roles).await
             }
             Command::Migrate => roles::migrate(&config).await,
+            Command::Namespace {
+                action: NamespaceAction::Create { name },
+            } => roles::create_namespace(&config, &name).await,
         }
     })
 }

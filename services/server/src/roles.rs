@@ -75,6 +75,27 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `quiver namespace create NAME`.
+pub async fn create_namespace(config: &Config, name: &str) -> anyhow::Result<()> {
+    let namespace =
+        quiver_common::Namespace::parse(name).map_err(|error| anyhow::anyhow!(error.message))?;
+    let db = open_database(config).await?;
+    db.migrate("tracking", quiver_tracking::migrations(db.dialect))
+        .await
+        .context("applying tracking migrations")?;
+    let store = SqlTrackingStore::new(db.clone());
+    quiver_tracking::store::TrackingStore::ensure_namespace(
+        &store,
+        &namespace,
+        quiver_common::time::now_millis(),
+    )
+    .await
+    .map_err(|error| anyhow::anyhow!(error.message))?;
+    db.close().await;
+    eprintln!("namespace '{namespace}' is ready");
+    Ok(())
+}
+
 /// `quiver run`.
 pub async fn run(config: Config, roles: Roles) -> anyhow::Result<()> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -93,7 +114,9 @@ pub async fn run(config: Config, roles: Roles) -> anyhow::Result<()> {
         }
         let store = Arc::new(SqlTrackingStore::new(db.clone()));
         database = Some(db);
-        Arc::new(TrackingService::new(store))
+        Arc::new(
+            TrackingService::new(store).with_auto_create_namespaces(config.namespaces.auto_create),
+        )
     } else {
         Arc::new(
             TrackingGrpcClient::connect_lazy(
@@ -133,6 +156,7 @@ pub async fn run(config: Config, roles: Roles) -> anyhow::Result<()> {
         let app = quiver_gateway::app(AppState {
             tracking: tracking.clone(),
             max_body_bytes: config.gateway.max_body_bytes,
+            request_timeout: Duration::from_secs(config.gateway.request_timeout_seconds),
         });
         let stop = wait_for(signal.clone());
         tasks.spawn(async move {

@@ -31,15 +31,25 @@ const HISTORY_CHUNK: i64 = 10_000;
 pub struct TrackingService {
     store: Arc<dyn TrackingStore>,
     known_namespaces: RwLock<HashSet<Namespace>>,
+    auto_create_namespaces: bool,
 }
 
 impl TrackingService {
-    /// Creates the service.
+    /// Creates the service; namespaces are created on first use.
     pub fn new(store: Arc<dyn TrackingStore>) -> TrackingService {
         TrackingService {
             store,
             known_namespaces: RwLock::new(HashSet::new()),
+            auto_create_namespaces: true,
         }
+    }
+
+    /// Sets whether a namespace is created on first use. When off, only
+    /// `default` and namespaces made with `quiver namespace create` exist;
+    /// others answer 404.
+    pub fn with_auto_create_namespaces(mut self, auto_create: bool) -> TrackingService {
+        self.auto_create_namespaces = auto_create;
+        self
     }
 
     /// Returns the namespace of the call, creating it (and its default
@@ -52,6 +62,13 @@ impl TrackingService {
             .map(|set| set.contains(namespace))
             .unwrap_or(false);
         if !known {
+            let may_create =
+                self.auto_create_namespaces || namespace.as_str() == Namespace::DEFAULT;
+            if !may_create && !self.store.namespace_exists(namespace).await? {
+                return Err(ApiError::not_found(format!(
+                    "Namespace '{namespace}' does not exist."
+                )));
+            }
             self.store.ensure_namespace(namespace, now_millis()).await?;
             if let Ok(mut set) = self.known_namespaces.write() {
                 set.insert(namespace.clone());

@@ -83,14 +83,26 @@ impl Env {
 
     async fn get_run(&self, run_id: &str) -> pb::Run {
         self.api
-            .get_run(&self.ctx, pb::GetRunRequest { run_id: run_id.to_string() })
+            .get_run(
+                &self.ctx,
+                pb::GetRunRequest {
+                    run_id: run_id.to_string(),
+                },
+            )
             .await
             .unwrap()
             .run
             .unwrap()
     }
 
-    async fn metric(&self, run_id: &str, key: &str, value: f64, timestamp: i64, step: i64) -> Result<(), ApiError> {
+    async fn metric(
+        &self,
+        run_id: &str,
+        key: &str,
+        value: f64,
+        timestamp: i64,
+        step: i64,
+    ) -> Result<(), ApiError> {
         self.api
             .log_metric(
                 &self.ctx,
@@ -137,7 +149,12 @@ impl Env {
             .unwrap();
     }
 
-    async fn search(&self, experiment_ids: &[&str], filter: &str, order_by: &[&str]) -> Result<Vec<String>, ApiError> {
+    async fn search(
+        &self,
+        experiment_ids: &[&str],
+        filter: &str,
+        order_by: &[&str],
+    ) -> Result<Vec<String>, ApiError> {
         let response = self
             .api
             .search_runs(
@@ -149,7 +166,8 @@ impl Env {
                     max_results: 1000,
                     run_view_type: ViewType::ActiveOnly as i32,
                     page_token: String::new(),
-                })
+                },
+            )
             .await?;
         Ok(response
             .runs
@@ -163,14 +181,22 @@ pub async fn default_experiment_exists(backend: Backend) {
     let env = env(backend).await;
     let experiment = env
         .api
-        .get_experiment(&env.ctx, pb::GetExperimentRequest { experiment_id: "0".into() })
+        .get_experiment(
+            &env.ctx,
+            pb::GetExperimentRequest {
+                experiment_id: "0".into(),
+            },
+        )
         .await
         .unwrap()
         .experiment
         .unwrap();
     assert_eq!(experiment.name, "Default");
     assert_eq!(experiment.artifact_location, "mlflow-artifacts:/0");
-    assert_eq!(experiment.lifecycle_stage, pb::LifecycleStage::Active as i32);
+    assert_eq!(
+        experiment.lifecycle_stage,
+        pb::LifecycleStage::Active as i32
+    );
 }
 
 pub async fn experiment_lifecycle(backend: Backend) {
@@ -191,7 +217,12 @@ pub async fn experiment_lifecycle(backend: Backend) {
     assert_eq!(id, "1");
     let by_name = env
         .api
-        .get_experiment_by_name(&env.ctx, pb::GetExperimentByNameRequest { experiment_name: "exp".into() })
+        .get_experiment_by_name(
+            &env.ctx,
+            pb::GetExperimentByNameRequest {
+                experiment_name: "exp".into(),
+            },
+        )
         .await
         .unwrap()
         .experiment
@@ -202,72 +233,208 @@ pub async fn experiment_lifecycle(backend: Backend) {
 
     let duplicate = env
         .api
-        .create_experiment(&env.ctx, pb::CreateExperimentRequest { name: "exp".into(), ..Default::default() })
+        .create_experiment(
+            &env.ctx,
+            pb::CreateExperimentRequest {
+                name: "exp".into(),
+                ..Default::default()
+            },
+        )
         .await;
     assert_code(duplicate, ErrorCode::ResourceAlreadyExists);
-    let missing = env.api.create_experiment(&env.ctx, pb::CreateExperimentRequest::default()).await;
+    let missing = env
+        .api
+        .create_experiment(&env.ctx, pb::CreateExperimentRequest::default())
+        .await;
     assert_code(missing, ErrorCode::InvalidParameterValue);
     let too_long = env
         .api
-        .create_experiment(&env.ctx, pb::CreateExperimentRequest { name: "x".repeat(501), ..Default::default() })
+        .create_experiment(
+            &env.ctx,
+            pb::CreateExperimentRequest {
+                name: "x".repeat(501),
+                ..Default::default()
+            },
+        )
         .await;
     assert_code(too_long, ErrorCode::InvalidParameterValue);
     let not_found = env
         .api
-        .get_experiment_by_name(&env.ctx, pb::GetExperimentByNameRequest { experiment_name: "nope".into() })
+        .get_experiment_by_name(
+            &env.ctx,
+            pb::GetExperimentByNameRequest {
+                experiment_name: "nope".into(),
+            },
+        )
         .await;
-    assert_eq!(assert_code(not_found, ErrorCode::ResourceDoesNotExist).message, "Could not find experiment with name 'nope'");
-    let bad_id = env.api.get_experiment(&env.ctx, pb::GetExperimentRequest { experiment_id: "abc".into() }).await;
+    assert_eq!(
+        assert_code(not_found, ErrorCode::ResourceDoesNotExist).message,
+        "Could not find experiment with name 'nope'"
+    );
+    let bad_id = env
+        .api
+        .get_experiment(
+            &env.ctx,
+            pb::GetExperimentRequest {
+                experiment_id: "abc".into(),
+            },
+        )
+        .await;
     assert_code(bad_id, ErrorCode::InvalidParameterValue);
-    let unknown = env.api.get_experiment(&env.ctx, pb::GetExperimentRequest { experiment_id: "999999".into() }).await;
-    assert_eq!(assert_code(unknown, ErrorCode::ResourceDoesNotExist).message, "No Experiment with id=999999 exists");
+    let unknown = env
+        .api
+        .get_experiment(
+            &env.ctx,
+            pb::GetExperimentRequest {
+                experiment_id: "999999".into(),
+            },
+        )
+        .await;
+    assert_eq!(
+        assert_code(unknown, ErrorCode::ResourceDoesNotExist).message,
+        "No Experiment with id=999999 exists"
+    );
 
     // Rename, then rename onto an existing name.
     env.api
-        .update_experiment(&env.ctx, pb::UpdateExperimentRequest { experiment_id: id.clone(), new_name: "renamed".into() })
+        .update_experiment(
+            &env.ctx,
+            pb::UpdateExperimentRequest {
+                experiment_id: id.clone(),
+                new_name: "renamed".into(),
+            },
+        )
         .await
         .unwrap();
     let second = env.experiment("second").await;
     let clash = env
         .api
-        .update_experiment(&env.ctx, pb::UpdateExperimentRequest { experiment_id: second.clone(), new_name: "renamed".into() })
+        .update_experiment(
+            &env.ctx,
+            pb::UpdateExperimentRequest {
+                experiment_id: second.clone(),
+                new_name: "renamed".into(),
+            },
+        )
         .await;
     assert_code(clash, ErrorCode::ResourceAlreadyExists);
 
     // Delete: runs follow, no new runs, rename refused; restore brings both back.
     let run = env.run(&id, "r1", 10).await;
-    env.api.delete_experiment(&env.ctx, pb::DeleteExperimentRequest { experiment_id: id.clone() }).await.unwrap();
-    let deleted = env.api.get_experiment(&env.ctx, pb::GetExperimentRequest { experiment_id: id.clone() }).await.unwrap();
-    assert_eq!(deleted.experiment.unwrap().lifecycle_stage, pb::LifecycleStage::Deleted as i32);
-    assert_eq!(env.get_run(&run).await.info.unwrap().lifecycle_stage, pb::LifecycleStage::Deleted as i32);
+    env.api
+        .delete_experiment(
+            &env.ctx,
+            pb::DeleteExperimentRequest {
+                experiment_id: id.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    let deleted = env
+        .api
+        .get_experiment(
+            &env.ctx,
+            pb::GetExperimentRequest {
+                experiment_id: id.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        deleted.experiment.unwrap().lifecycle_stage,
+        pb::LifecycleStage::Deleted as i32
+    );
+    assert_eq!(
+        env.get_run(&run).await.info.unwrap().lifecycle_stage,
+        pb::LifecycleStage::Deleted as i32
+    );
     let create_in_deleted = env
         .api
-        .create_run(&env.ctx, pb::CreateRunRequest { experiment_id: id.clone(), ..Default::default() })
+        .create_run(
+            &env.ctx,
+            pb::CreateRunRequest {
+                experiment_id: id.clone(),
+                ..Default::default()
+            },
+        )
         .await;
     let error = assert_code(create_in_deleted, ErrorCode::InvalidParameterValue);
-    assert!(error.message.contains("must be in the 'active' state"), "{}", error.message);
+    assert!(
+        error.message.contains("must be in the 'active' state"),
+        "{}",
+        error.message
+    );
     let rename_deleted = env
         .api
-        .update_experiment(&env.ctx, pb::UpdateExperimentRequest { experiment_id: id.clone(), new_name: "x".into() })
+        .update_experiment(
+            &env.ctx,
+            pb::UpdateExperimentRequest {
+                experiment_id: id.clone(),
+                new_name: "x".into(),
+            },
+        )
         .await;
     assert_code(rename_deleted, ErrorCode::InvalidParameterValue);
-    env.api.restore_experiment(&env.ctx, pb::RestoreExperimentRequest { experiment_id: id.clone() }).await.unwrap();
-    assert_eq!(env.get_run(&run).await.info.unwrap().lifecycle_stage, pb::LifecycleStage::Active as i32);
+    env.api
+        .restore_experiment(
+            &env.ctx,
+            pb::RestoreExperimentRequest {
+                experiment_id: id.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        env.get_run(&run).await.info.unwrap().lifecycle_stage,
+        pb::LifecycleStage::Active as i32
+    );
 
     // Tags.
     env.api
-        .set_experiment_tag(&env.ctx, pb::SetExperimentTagRequest { experiment_id: id.clone(), key: "k".into(), value: "v".into() })
+        .set_experiment_tag(
+            &env.ctx,
+            pb::SetExperimentTagRequest {
+                experiment_id: id.clone(),
+                key: "k".into(),
+                value: "v".into(),
+            },
+        )
         .await
         .unwrap();
     env.api
-        .delete_experiment_tag(&env.ctx, pb::DeleteExperimentTagRequest { experiment_id: id.clone(), key: "team".into() })
+        .delete_experiment_tag(
+            &env.ctx,
+            pb::DeleteExperimentTagRequest {
+                experiment_id: id.clone(),
+                key: "team".into(),
+            },
+        )
         .await
         .unwrap();
-    let tags = env.api.get_experiment(&env.ctx, pb::GetExperimentRequest { experiment_id: id.clone() }).await.unwrap().experiment.unwrap().tags;
+    let tags = env
+        .api
+        .get_experiment(
+            &env.ctx,
+            pb::GetExperimentRequest {
+                experiment_id: id.clone(),
+            },
+        )
+        .await
+        .unwrap()
+        .experiment
+        .unwrap()
+        .tags;
     assert_eq!(tags, vec![kv("k", "v")]);
     let too_long = env
         .api
-        .set_experiment_tag(&env.ctx, pb::SetExperimentTagRequest { experiment_id: id, key: "k".into(), value: "v".repeat(20001) })
+        .set_experiment_tag(
+            &env.ctx,
+            pb::SetExperimentTagRequest {
+                experiment_id: id,
+                key: "k".into(),
+                value: "v".repeat(20001),
+            },
+        )
         .await;
     assert_code(too_long, ErrorCode::InvalidParameterValue);
 }
@@ -279,17 +446,37 @@ pub async fn experiment_search(backend: Backend) {
     }
     let gamma = env
         .api
-        .get_experiment_by_name(&env.ctx, pb::GetExperimentByNameRequest { experiment_name: "gamma".into() })
+        .get_experiment_by_name(
+            &env.ctx,
+            pb::GetExperimentByNameRequest {
+                experiment_name: "gamma".into(),
+            },
+        )
         .await
         .unwrap()
         .experiment
         .unwrap()
         .experiment_id;
     env.api
-        .set_experiment_tag(&env.ctx, pb::SetExperimentTagRequest { experiment_id: gamma.clone(), key: "team".into(), value: "ml".into() })
+        .set_experiment_tag(
+            &env.ctx,
+            pb::SetExperimentTagRequest {
+                experiment_id: gamma.clone(),
+                key: "team".into(),
+                value: "ml".into(),
+            },
+        )
         .await
         .unwrap();
-    env.api.delete_experiment(&env.ctx, pb::DeleteExperimentRequest { experiment_id: "0".into() }).await.unwrap();
+    env.api
+        .delete_experiment(
+            &env.ctx,
+            pb::DeleteExperimentRequest {
+                experiment_id: "0".into(),
+            },
+        )
+        .await
+        .unwrap();
     let search = |filter: &str, order: &[&str], view: ViewType, max: i64, token: &str| {
         let request = pb::SearchExperimentsRequest {
             max_results: max,
@@ -305,32 +492,98 @@ pub async fn experiment_search(backend: Backend) {
     let names = |response: pb::SearchExperimentsResponse| -> Vec<String> {
         response.experiments.into_iter().map(|e| e.name).collect()
     };
-    let all = names(search("", &["name ASC"], ViewType::ActiveOnly, 100, "").await.unwrap());
+    let all = names(
+        search("", &["name ASC"], ViewType::ActiveOnly, 100, "")
+            .await
+            .unwrap(),
+    );
     assert_eq!(all, vec!["Alphabet", "alpha", "beta", "gamma"]);
-    let like = names(search("name LIKE 'alpha%'", &[], ViewType::ActiveOnly, 100, "").await.unwrap());
+    let like = names(
+        search("name LIKE 'alpha%'", &[], ViewType::ActiveOnly, 100, "")
+            .await
+            .unwrap(),
+    );
     assert_eq!(like, vec!["alpha"]);
-    let mut ilike = names(search("name ILIKE 'ALPHA%'", &[], ViewType::ActiveOnly, 100, "").await.unwrap());
+    let mut ilike = names(
+        search("name ILIKE 'ALPHA%'", &[], ViewType::ActiveOnly, 100, "")
+            .await
+            .unwrap(),
+    );
     ilike.sort();
     assert_eq!(ilike, vec!["Alphabet", "alpha"]);
-    let tagged = names(search("tags.team = 'ml' and name ILIKE '%AMM%'", &[], ViewType::ActiveOnly, 100, "").await.unwrap());
+    let tagged = names(
+        search(
+            "tags.team = 'ml' and name ILIKE '%AMM%'",
+            &[],
+            ViewType::ActiveOnly,
+            100,
+            "",
+        )
+        .await
+        .unwrap(),
+    );
     assert_eq!(tagged, vec!["gamma"]);
-    let deleted = names(search("", &[], ViewType::DeletedOnly, 100, "").await.unwrap());
+    let deleted = names(
+        search("", &[], ViewType::DeletedOnly, 100, "")
+            .await
+            .unwrap(),
+    );
     assert_eq!(deleted, vec!["Default"]);
-    assert_eq!(search("", &[], ViewType::All, 100, "").await.unwrap().experiments.len(), 5);
+    assert_eq!(
+        search("", &[], ViewType::All, 100, "")
+            .await
+            .unwrap()
+            .experiments
+            .len(),
+        5
+    );
     // Default order: newest first.
-    let default_order = names(search("", &[], ViewType::ActiveOnly, 100, "").await.unwrap());
+    let default_order = names(
+        search("", &[], ViewType::ActiveOnly, 100, "")
+            .await
+            .unwrap(),
+    );
     assert_eq!(default_order.first().map(String::as_str), Some("Alphabet"));
     // Paging.
-    let page1 = search("", &["name DESC"], ViewType::ActiveOnly, 3, "").await.unwrap();
+    let page1 = search("", &["name DESC"], ViewType::ActiveOnly, 3, "")
+        .await
+        .unwrap();
     assert_eq!(page1.experiments.len(), 3);
     assert!(!page1.next_page_token.is_empty());
-    let page2 = search("", &["name DESC"], ViewType::ActiveOnly, 3, &page1.next_page_token).await.unwrap();
+    let page2 = search(
+        "",
+        &["name DESC"],
+        ViewType::ActiveOnly,
+        3,
+        &page1.next_page_token,
+    )
+    .await
+    .unwrap();
     assert_eq!(names(page2.clone()), vec!["Alphabet"]);
     assert!(page2.next_page_token.is_empty());
-    assert_code(search("", &[], ViewType::ActiveOnly, 0, "").await, ErrorCode::InvalidParameterValue);
-    assert_code(search("", &[], ViewType::ActiveOnly, 50001, "").await, ErrorCode::InvalidParameterValue);
-    assert_code(search("name = 'a' OR name = 'b'", &[], ViewType::ActiveOnly, 10, "").await, ErrorCode::InvalidParameterValue);
-    assert_code(search("", &[], ViewType::ActiveOnly, 10, "garbage!").await, ErrorCode::InvalidParameterValue);
+    assert_code(
+        search("", &[], ViewType::ActiveOnly, 0, "").await,
+        ErrorCode::InvalidParameterValue,
+    );
+    assert_code(
+        search("", &[], ViewType::ActiveOnly, 50001, "").await,
+        ErrorCode::InvalidParameterValue,
+    );
+    assert_code(
+        search(
+            "name = 'a' OR name = 'b'",
+            &[],
+            ViewType::ActiveOnly,
+            10,
+            "",
+        )
+        .await,
+        ErrorCode::InvalidParameterValue,
+    );
+    assert_code(
+        search("", &[], ViewType::ActiveOnly, 10, "garbage!").await,
+        ErrorCode::InvalidParameterValue,
+    );
 }
 
 pub async fn run_lifecycle(backend: Backend) {
@@ -356,8 +609,16 @@ pub async fn run_lifecycle(backend: Backend) {
     assert_eq!(info.run_id.len(), 32);
     assert_eq!(info.status, pb::RunStatus::Running as i32);
     assert_eq!(info.user_id, "alice");
-    assert_eq!(info.artifact_uri, format!("mlflow-artifacts:/{exp}/{}/artifacts", info.run_id));
-    assert_eq!(info.run_name.split('-').count(), 3, "generated name {}", info.run_name);
+    assert_eq!(
+        info.artifact_uri,
+        format!("mlflow-artifacts:/{exp}/{}/artifacts", info.run_id)
+    );
+    assert_eq!(
+        info.run_name.split('-').count(),
+        3,
+        "generated name {}",
+        info.run_name
+    );
     let tags = created.data.unwrap().tags;
     assert!(tags.contains(&kv("mlflow.runName", &info.run_name)));
     assert!(tags.contains(&kv("mlflow.user", "alice")));
@@ -365,21 +626,46 @@ pub async fn run_lifecycle(backend: Backend) {
     // Name from the tag when run_name is empty; conflicting values are refused.
     let from_tag = env
         .api
-        .create_run(&env.ctx, pb::CreateRunRequest { experiment_id: exp.clone(), tags: vec![kv("mlflow.runName", "tagged")], ..Default::default() })
+        .create_run(
+            &env.ctx,
+            pb::CreateRunRequest {
+                experiment_id: exp.clone(),
+                tags: vec![kv("mlflow.runName", "tagged")],
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(from_tag.run.unwrap().info.unwrap().run_name, "tagged");
     let conflict = env
         .api
-        .create_run(&env.ctx, pb::CreateRunRequest { experiment_id: exp.clone(), run_name: "a".into(), tags: vec![kv("mlflow.runName", "b")], ..Default::default() })
+        .create_run(
+            &env.ctx,
+            pb::CreateRunRequest {
+                experiment_id: exp.clone(),
+                run_name: "a".into(),
+                tags: vec![kv("mlflow.runName", "b")],
+                ..Default::default()
+            },
+        )
         .await;
     assert_code(conflict, ErrorCode::InvalidParameterValue);
     assert_code(
-        env.api.create_run(&env.ctx, pb::CreateRunRequest { experiment_id: "424242".into(), ..Default::default() }).await,
+        env.api
+            .create_run(
+                &env.ctx,
+                pb::CreateRunRequest {
+                    experiment_id: "424242".into(),
+                    ..Default::default()
+                },
+            )
+            .await,
         ErrorCode::ResourceDoesNotExist,
     );
     assert_code(
-        env.api.create_run(&env.ctx, pb::CreateRunRequest::default()).await,
+        env.api
+            .create_run(&env.ctx, pb::CreateRunRequest::default())
+            .await,
         ErrorCode::InvalidParameterValue,
     );
 
@@ -388,7 +674,12 @@ pub async fn run_lifecycle(backend: Backend) {
         .api
         .update_run(
             &env.ctx,
-            pb::UpdateRunRequest { run_id: info.run_id.clone(), status: pb::RunStatus::Finished as i32, end_time: Some(2000), run_name: Some("final".into()) },
+            pb::UpdateRunRequest {
+                run_id: info.run_id.clone(),
+                status: pb::RunStatus::Finished as i32,
+                end_time: Some(2000),
+                run_name: Some("final".into()),
+            },
         )
         .await
         .unwrap()
@@ -398,11 +689,22 @@ pub async fn run_lifecycle(backend: Backend) {
     assert_eq!(updated.end_time, Some(2000));
     assert_eq!(updated.run_name, "final");
     let run = env.get_run(&info.run_id).await;
-    assert!(run.data.unwrap().tags.contains(&kv("mlflow.runName", "final")));
+    assert!(
+        run.data
+            .unwrap()
+            .tags
+            .contains(&kv("mlflow.runName", "final"))
+    );
     // Unspecified status leaves it unchanged.
     let same = env
         .api
-        .update_run(&env.ctx, pb::UpdateRunRequest { run_id: info.run_id.clone(), ..Default::default() })
+        .update_run(
+            &env.ctx,
+            pb::UpdateRunRequest {
+                run_id: info.run_id.clone(),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap()
         .run_info
@@ -410,21 +712,85 @@ pub async fn run_lifecycle(backend: Backend) {
     assert_eq!(same.status, pb::RunStatus::Finished as i32);
 
     // Delete / restore; writes to a deleted run fail with 400.
-    env.api.delete_run(&env.ctx, pb::DeleteRunRequest { run_id: info.run_id.clone() }).await.unwrap();
-    assert_eq!(env.get_run(&info.run_id).await.info.unwrap().lifecycle_stage, pb::LifecycleStage::Deleted as i32);
-    let error = assert_code(env.param(&info.run_id, "p", "1").await, ErrorCode::InvalidParameterValue);
-    assert_eq!(error.message, format!("The run {} must be in the 'active' state. Current state is deleted.", info.run_id));
+    env.api
+        .delete_run(
+            &env.ctx,
+            pb::DeleteRunRequest {
+                run_id: info.run_id.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        env.get_run(&info.run_id)
+            .await
+            .info
+            .unwrap()
+            .lifecycle_stage,
+        pb::LifecycleStage::Deleted as i32
+    );
+    let error = assert_code(
+        env.param(&info.run_id, "p", "1").await,
+        ErrorCode::InvalidParameterValue,
+    );
+    assert_eq!(
+        error.message,
+        format!(
+            "The run {} must be in the 'active' state. Current state is deleted.",
+            info.run_id
+        )
+    );
     assert!(env.search(&[&exp], "", &[]).await.unwrap().len() == 1);
-    env.api.restore_run(&env.ctx, pb::RestoreRunRequest { run_id: info.run_id.clone() }).await.unwrap();
+    env.api
+        .restore_run(
+            &env.ctx,
+            pb::RestoreRunRequest {
+                run_id: info.run_id.clone(),
+            },
+        )
+        .await
+        .unwrap();
     env.param(&info.run_id, "p", "1").await.unwrap();
 
     // Unknown runs are 404 everywhere.
     let missing = "0123456789abcdef0123456789abcdef";
-    let error = assert_code(env.api.get_run(&env.ctx, pb::GetRunRequest { run_id: missing.into() }).await, ErrorCode::ResourceDoesNotExist);
+    let error = assert_code(
+        env.api
+            .get_run(
+                &env.ctx,
+                pb::GetRunRequest {
+                    run_id: missing.into(),
+                },
+            )
+            .await,
+        ErrorCode::ResourceDoesNotExist,
+    );
     assert_eq!(error.message, format!("Run with id={missing} not found"));
-    assert_code(env.param(missing, "p", "1").await, ErrorCode::ResourceDoesNotExist);
-    assert_code(env.api.delete_run(&env.ctx, pb::DeleteRunRequest { run_id: missing.into() }).await, ErrorCode::ResourceDoesNotExist);
-    let tag_missing = env.api.delete_tag(&env.ctx, pb::DeleteTagRequest { run_id: info.run_id.clone(), key: "nope".into() }).await;
+    assert_code(
+        env.param(missing, "p", "1").await,
+        ErrorCode::ResourceDoesNotExist,
+    );
+    assert_code(
+        env.api
+            .delete_run(
+                &env.ctx,
+                pb::DeleteRunRequest {
+                    run_id: missing.into(),
+                },
+            )
+            .await,
+        ErrorCode::ResourceDoesNotExist,
+    );
+    let tag_missing = env
+        .api
+        .delete_tag(
+            &env.ctx,
+            pb::DeleteTagRequest {
+                run_id: info.run_id.clone(),
+                key: "nope".into(),
+            },
+        )
+        .await;
     assert_code(tag_missing, ErrorCode::ResourceDoesNotExist);
 }
 
@@ -434,55 +800,147 @@ pub async fn params_and_tags(backend: Backend) {
     let run = env.run(&exp, "r", 1).await;
     env.param(&run, "lr", "0.1").await.unwrap();
     env.param(&run, "lr", "0.1").await.unwrap();
-    let error = assert_code(env.param(&run, "lr", "0.2").await, ErrorCode::InvalidParameterValue);
+    let error = assert_code(
+        env.param(&run, "lr", "0.2").await,
+        ErrorCode::InvalidParameterValue,
+    );
     assert_eq!(
         error.message,
-        format!("Changing param values is not allowed. Param with key='lr' was already logged with value='0.1' for run ID='{run}'. Attempted logging new value '0.2'.")
+        format!(
+            "Changing param values is not allowed. Param with key='lr' was already logged with value='0.1' for run ID='{run}'. Attempted logging new value '0.2'."
+        )
     );
-    assert_code(env.param(&run, "bad*key", "1").await, ErrorCode::InvalidParameterValue);
-    assert_code(env.param(&run, "../escape", "1").await, ErrorCode::InvalidParameterValue);
+    assert_code(
+        env.param(&run, "bad*key", "1").await,
+        ErrorCode::InvalidParameterValue,
+    );
+    assert_code(
+        env.param(&run, "../escape", "1").await,
+        ErrorCode::InvalidParameterValue,
+    );
     // Long values are truncated, not refused.
     env.param(&run, "long", &"x".repeat(6001)).await.unwrap();
     env.tag(&run, "longtag", &"y".repeat(8001)).await;
     env.tag(&run, "t", "1").await;
     env.tag(&run, "t", "2").await;
     let data = env.get_run(&run).await.data.unwrap();
-    let param = |k: &str| data.params.iter().find(|p| p.key == k).map(|p| p.value.clone());
-    let tag = |k: &str| data.tags.iter().find(|p| p.key == k).map(|p| p.value.clone());
+    let param = |k: &str| {
+        data.params
+            .iter()
+            .find(|p| p.key == k)
+            .map(|p| p.value.clone())
+    };
+    let tag = |k: &str| {
+        data.tags
+            .iter()
+            .find(|p| p.key == k)
+            .map(|p| p.value.clone())
+    };
     assert_eq!(param("long").unwrap().len(), 6000);
     assert_eq!(tag("longtag").unwrap().len(), 8000);
     assert_eq!(tag("t").as_deref(), Some("2"));
-    env.api.delete_tag(&env.ctx, pb::DeleteTagRequest { run_id: run.clone(), key: "t".into() }).await.unwrap();
-    assert!(env.get_run(&run).await.data.unwrap().tags.iter().all(|t| t.key != "t"));
+    env.api
+        .delete_tag(
+            &env.ctx,
+            pb::DeleteTagRequest {
+                run_id: run.clone(),
+                key: "t".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        env.get_run(&run)
+            .await
+            .data
+            .unwrap()
+            .tags
+            .iter()
+            .all(|t| t.key != "t")
+    );
 
     // log-batch: conflicts roll the whole batch back; duplicates and limits are 400.
     let batch = |params: Vec<KeyValue>, metrics: usize, tags: usize| pb::LogBatchRequest {
         run_id: run.clone(),
         params,
-        metrics: (0..metrics).map(|i| pb::Metric { key: format!("m{i}"), value: 1.0, timestamp: 1, step: 0, ..Default::default() }).collect(),
+        metrics: (0..metrics)
+            .map(|i| pb::Metric {
+                key: format!("m{i}"),
+                value: 1.0,
+                timestamp: 1,
+                step: 0,
+                ..Default::default()
+            })
+            .collect(),
         tags: (0..tags).map(|i| kv(&format!("t{i}"), "v")).collect(),
     };
-    let conflict = env.api.log_batch(&env.ctx, batch(vec![kv("lr", "0.3"), kv("fresh", "1")], 1, 0)).await;
+    let conflict = env
+        .api
+        .log_batch(
+            &env.ctx,
+            batch(vec![kv("lr", "0.3"), kv("fresh", "1")], 1, 0),
+        )
+        .await;
     let error = assert_code(conflict, ErrorCode::InvalidParameterValue);
     assert_eq!(
         error.message,
-        format!("Changing param values is not allowed. Params were already logged='[{{'key': 'lr', 'old_value': '0.1', 'new_value': '0.3'}}]' for run ID='{run}'.")
+        format!(
+            "Changing param values is not allowed. Params were already logged='[{{'key': 'lr', 'old_value': '0.1', 'new_value': '0.3'}}]' for run ID='{run}'."
+        )
     );
     let data = env.get_run(&run).await.data.unwrap();
-    assert!(data.params.iter().all(|p| p.key != "fresh"), "batch must be atomic");
+    assert!(
+        data.params.iter().all(|p| p.key != "fresh"),
+        "batch must be atomic"
+    );
     assert!(data.metrics.is_empty(), "batch must be atomic");
-    env.api.log_batch(&env.ctx, batch(vec![kv("lr", "0.1")], 0, 0)).await.unwrap();
-    let duplicate = env.api.log_batch(&env.ctx, batch(vec![kv("dup", "1"), kv("dup", "2")], 0, 0)).await;
-    assert!(assert_code(duplicate, ErrorCode::InvalidParameterValue).message.starts_with("Duplicate parameter keys have been submitted: ['dup']"));
-    let too_many_params = env.api.log_batch(&env.ctx, batch((0..101).map(|i| kv(&format!("p{i}"), "1")).collect(), 0, 0)).await;
+    env.api
+        .log_batch(&env.ctx, batch(vec![kv("lr", "0.1")], 0, 0))
+        .await
+        .unwrap();
+    let duplicate = env
+        .api
+        .log_batch(&env.ctx, batch(vec![kv("dup", "1"), kv("dup", "2")], 0, 0))
+        .await;
+    assert!(
+        assert_code(duplicate, ErrorCode::InvalidParameterValue)
+            .message
+            .starts_with("Duplicate parameter keys have been submitted: ['dup']")
+    );
+    let too_many_params = env
+        .api
+        .log_batch(
+            &env.ctx,
+            batch((0..101).map(|i| kv(&format!("p{i}"), "1")).collect(), 0, 0),
+        )
+        .await;
     assert_eq!(
         assert_code(too_many_params, ErrorCode::InvalidParameterValue).message,
         "A batch logging request can contain at most 100 params. Got 101 params. Please split up params across multiple requests and try again."
     );
-    assert_code(env.api.log_batch(&env.ctx, batch(vec![], 1001, 0)).await, ErrorCode::InvalidParameterValue);
-    assert_code(env.api.log_batch(&env.ctx, batch(vec![], 0, 101)).await, ErrorCode::InvalidParameterValue);
-    assert_code(env.api.log_batch(&env.ctx, batch(vec![], 950, 60)).await, ErrorCode::InvalidParameterValue);
-    env.api.log_batch(&env.ctx, batch((0..100).map(|i| kv(&format!("p{i}"), "1")).collect(), 900, 0)).await.unwrap();
+    assert_code(
+        env.api.log_batch(&env.ctx, batch(vec![], 1001, 0)).await,
+        ErrorCode::InvalidParameterValue,
+    );
+    assert_code(
+        env.api.log_batch(&env.ctx, batch(vec![], 0, 101)).await,
+        ErrorCode::InvalidParameterValue,
+    );
+    assert_code(
+        env.api.log_batch(&env.ctx, batch(vec![], 950, 60)).await,
+        ErrorCode::InvalidParameterValue,
+    );
+    env.api
+        .log_batch(
+            &env.ctx,
+            batch(
+                (0..100).map(|i| kv(&format!("p{i}"), "1")).collect(),
+                900,
+                0,
+            ),
+        )
+        .await
+        .unwrap();
     assert_eq!(env.get_run(&run).await.data.unwrap().metrics.len(), 900);
 }
 
@@ -498,19 +956,36 @@ pub async fn metrics_history_and_latest(backend: Backend) {
     env.metric(&run, "loss", 2.0, 60, 5).await.unwrap(); // identical: stored once
     env.metric(&run, "nan", f64::NAN, 1, 0).await.unwrap();
     env.metric(&run, "inf", f64::INFINITY, 1, 0).await.unwrap();
-    env.metric(&run, "ninf", f64::NEG_INFINITY, 1, 0).await.unwrap();
+    env.metric(&run, "ninf", f64::NEG_INFINITY, 1, 0)
+        .await
+        .unwrap();
     let metrics = env.get_run(&run).await.data.unwrap().metrics;
     let latest = |key: &str| metrics.iter().find(|m| m.key == key).unwrap().clone();
-    assert_eq!((latest("loss").value, latest("loss").step, latest("loss").timestamp), (2.0, 5, 60));
+    assert_eq!(
+        (
+            latest("loss").value,
+            latest("loss").step,
+            latest("loss").timestamp
+        ),
+        (2.0, 5, 60)
+    );
     assert!(latest("nan").value.is_nan());
     assert_eq!(latest("inf").value, f64::MAX);
     assert_eq!(latest("ninf").value, f64::MIN);
-    assert_code(env.metric(&run, "bad*", 1.0, 1, 0).await, ErrorCode::InvalidParameterValue);
+    assert_code(
+        env.metric(&run, "bad*", 1.0, 1, 0).await,
+        ErrorCode::InvalidParameterValue,
+    );
 
     let history = |token: &str, max: i32| {
         let api = env.api.clone();
         let ctx = env.ctx.clone();
-        let request = pb::GetMetricHistoryRequest { run_id: run.clone(), metric_key: "loss".into(), page_token: token.to_string(), max_results: max };
+        let request = pb::GetMetricHistoryRequest {
+            run_id: run.clone(),
+            metric_key: "loss".into(),
+            page_token: token.to_string(),
+            max_results: max,
+        };
         async move { api.get_metric_history(&ctx, request).await.unwrap() }
     };
     let all = history("", 0).await;
@@ -532,18 +1007,38 @@ pub async fn metrics_history_and_latest(backend: Backend) {
     // Unknown run: empty, not an error (as MLflow).
     let unknown = env
         .api
-        .get_metric_history(&env.ctx, pb::GetMetricHistoryRequest { run_id: "f".repeat(32), metric_key: "loss".into(), ..Default::default() })
+        .get_metric_history(
+            &env.ctx,
+            pb::GetMetricHistoryRequest {
+                run_id: "f".repeat(32),
+                metric_key: "loss".into(),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     assert!(unknown.metrics.is_empty());
 
     // Many points, paged by the client's 25,000.
     let points: Vec<pb::Metric> = (0..3000)
-        .map(|i| pb::Metric { key: "big".into(), value: f64::from(i), timestamp: 1000 + i64::from(i), step: i64::from(i), ..Default::default() })
+        .map(|i| pb::Metric {
+            key: "big".into(),
+            value: f64::from(i),
+            timestamp: 1000 + i64::from(i),
+            step: i64::from(i),
+            ..Default::default()
+        })
         .collect();
     for chunk in points.chunks(1000) {
         env.api
-            .log_batch(&env.ctx, pb::LogBatchRequest { run_id: run.clone(), metrics: chunk.to_vec(), ..Default::default() })
+            .log_batch(
+                &env.ctx,
+                pb::LogBatchRequest {
+                    run_id: run.clone(),
+                    metrics: chunk.to_vec(),
+                    ..Default::default()
+                },
+            )
             .await
             .unwrap();
     }
@@ -553,7 +1048,15 @@ pub async fn metrics_history_and_latest(backend: Backend) {
     loop {
         let page = env
             .api
-            .get_metric_history(&env.ctx, pb::GetMetricHistoryRequest { run_id: run.clone(), metric_key: "big".into(), page_token: token.clone(), max_results: 1000 })
+            .get_metric_history(
+                &env.ctx,
+                pb::GetMetricHistoryRequest {
+                    run_id: run.clone(),
+                    metric_key: "big".into(),
+                    page_token: token.clone(),
+                    max_results: 1000,
+                },
+            )
             .await
             .unwrap();
         for metric in &page.metrics {
@@ -573,7 +1076,13 @@ pub async fn metrics_history_and_latest(backend: Backend) {
         .api
         .get_metric_history_bulk_interval(
             &env.ctx,
-            pb::GetMetricHistoryBulkIntervalRequest { run_ids: vec![run.clone()], metric_key: "big".into(), start_step: Some(100), end_step: Some(2000), max_results: 10 },
+            pb::GetMetricHistoryBulkIntervalRequest {
+                run_ids: vec![run.clone()],
+                metric_key: "big".into(),
+                start_step: Some(100),
+                end_step: Some(2000),
+                max_results: 10,
+            },
         )
         .await
         .unwrap();
@@ -584,12 +1093,28 @@ pub async fn metrics_history_and_latest(backend: Backend) {
     assert!(bulk.metrics.iter().all(|m| m.run_id == run));
     let bad = env
         .api
-        .get_metric_history_bulk_interval(&env.ctx, pb::GetMetricHistoryBulkIntervalRequest { run_ids: vec![run.clone()], metric_key: "big".into(), start_step: Some(5), end_step: None, max_results: 10 })
+        .get_metric_history_bulk_interval(
+            &env.ctx,
+            pb::GetMetricHistoryBulkIntervalRequest {
+                run_ids: vec![run.clone()],
+                metric_key: "big".into(),
+                start_step: Some(5),
+                end_step: None,
+                max_results: 10,
+            },
+        )
         .await;
     assert_code(bad, ErrorCode::InvalidParameterValue);
     let too_many = env
         .api
-        .get_metric_history_bulk_interval(&env.ctx, pb::GetMetricHistoryBulkIntervalRequest { run_ids: vec![run.clone(); 101], metric_key: "big".into(), ..Default::default() })
+        .get_metric_history_bulk_interval(
+            &env.ctx,
+            pb::GetMetricHistoryBulkIntervalRequest {
+                run_ids: vec![run.clone(); 101],
+                metric_key: "big".into(),
+                ..Default::default()
+            },
+        )
         .await;
     assert_code(too_many, ErrorCode::InvalidParameterValue);
 }
@@ -613,43 +1138,153 @@ pub async fn run_search(backend: Backend) {
             env.metric(&id, "acc", acc, 1, 0).await.unwrap();
         }
         env.param(&id, "model", model).await.unwrap();
-        env.tag(&id, "group", if start < 300 { "first" } else { "second" }).await;
+        env.tag(&id, "group", if start < 300 { "first" } else { "second" })
+            .await;
         ids.insert(name, id);
     }
     env.run(&other, "elsewhere", 1).await;
 
-    assert_eq!(env.search(&[&exp], "", &[]).await.unwrap(), vec!["r5", "r4", "r3", "r2", "r1"]);
-    assert_eq!(env.search(&[&exp], "metrics.acc > 0.6", &[]).await.unwrap(), vec!["r2"]);
-    assert_eq!(env.search(&[&exp], "metrics.acc >= 0.5", &["metrics.acc ASC"]).await.unwrap(), vec!["r1", "r2"]);
-    assert_eq!(env.search(&[&exp], "metrics.acc != 0.5", &["start_time ASC"]).await.unwrap(), vec!["r2", "r3", "r5"]);
-    assert_eq!(env.search(&[&exp], "params.model = 'a'", &["start_time ASC"]).await.unwrap(), vec!["r1", "r3"]);
-    assert_eq!(env.search(&[&exp], "params.model != 'a'", &["start_time ASC"]).await.unwrap(), vec!["r2", "r4", "r5"]);
-    assert_eq!(env.search(&[&exp], "params.model LIKE 'b'", &[]).await.unwrap(), vec!["r2"]);
-    assert_eq!(env.search(&[&exp], "params.model ILIKE 'b'", &["start_time ASC"]).await.unwrap(), vec!["r2", "r5"]);
-    assert_eq!(env.search(&[&exp], "tags.group = 'first' and params.model = 'b'", &[]).await.unwrap(), vec!["r2"]);
-    assert_eq!(env.search(&[&exp], "tags.missing IS NULL", &["start_time ASC"]).await.unwrap().len(), 5);
-    assert_eq!(env.search(&[&exp], "tags.group IS NOT NULL and attributes.run_name = 'r4'", &[]).await.unwrap(), vec!["r4"]);
-    assert_eq!(env.search(&[&exp], "attributes.start_time >= 300", &["start_time ASC"]).await.unwrap(), vec!["r3", "r4", "r5"]);
-    assert_eq!(env.search(&[&exp], "run_name LIKE 'r%' and status = 'RUNNING'", &[]).await.unwrap().len(), 5);
+    assert_eq!(
+        env.search(&[&exp], "", &[]).await.unwrap(),
+        vec!["r5", "r4", "r3", "r2", "r1"]
+    );
+    assert_eq!(
+        env.search(&[&exp], "metrics.acc > 0.6", &[]).await.unwrap(),
+        vec!["r2"]
+    );
+    assert_eq!(
+        env.search(&[&exp], "metrics.acc >= 0.5", &["metrics.acc ASC"])
+            .await
+            .unwrap(),
+        vec!["r1", "r2"]
+    );
+    assert_eq!(
+        env.search(&[&exp], "metrics.acc != 0.5", &["start_time ASC"])
+            .await
+            .unwrap(),
+        vec!["r2", "r3", "r5"]
+    );
+    assert_eq!(
+        env.search(&[&exp], "params.model = 'a'", &["start_time ASC"])
+            .await
+            .unwrap(),
+        vec!["r1", "r3"]
+    );
+    assert_eq!(
+        env.search(&[&exp], "params.model != 'a'", &["start_time ASC"])
+            .await
+            .unwrap(),
+        vec!["r2", "r4", "r5"]
+    );
+    assert_eq!(
+        env.search(&[&exp], "params.model LIKE 'b'", &[])
+            .await
+            .unwrap(),
+        vec!["r2"]
+    );
+    assert_eq!(
+        env.search(&[&exp], "params.model ILIKE 'b'", &["start_time ASC"])
+            .await
+            .unwrap(),
+        vec!["r2", "r5"]
+    );
+    assert_eq!(
+        env.search(&[&exp], "tags.group = 'first' and params.model = 'b'", &[])
+            .await
+            .unwrap(),
+        vec!["r2"]
+    );
+    assert_eq!(
+        env.search(&[&exp], "tags.missing IS NULL", &["start_time ASC"])
+            .await
+            .unwrap()
+            .len(),
+        5
+    );
+    assert_eq!(
+        env.search(
+            &[&exp],
+            "tags.group IS NOT NULL and attributes.run_name = 'r4'",
+            &[]
+        )
+        .await
+        .unwrap(),
+        vec!["r4"]
+    );
+    assert_eq!(
+        env.search(&[&exp], "attributes.start_time >= 300", &["start_time ASC"])
+            .await
+            .unwrap(),
+        vec!["r3", "r4", "r5"]
+    );
+    assert_eq!(
+        env.search(&[&exp], "run_name LIKE 'r%' and status = 'RUNNING'", &[])
+            .await
+            .unwrap()
+            .len(),
+        5
+    );
     let in_filter = format!("attributes.run_id IN ('{}', '{}')", ids["r1"], ids["r4"]);
-    assert_eq!(env.search(&[&exp], &in_filter, &["start_time ASC"]).await.unwrap(), vec!["r1", "r4"]);
+    assert_eq!(
+        env.search(&[&exp], &in_filter, &["start_time ASC"])
+            .await
+            .unwrap(),
+        vec!["r1", "r4"]
+    );
     let tag_key_filter = "tags.`mlflow.runName` = 'r3'";
-    assert_eq!(env.search(&[&exp], tag_key_filter, &[]).await.unwrap(), vec!["r3"]);
+    assert_eq!(
+        env.search(&[&exp], tag_key_filter, &[]).await.unwrap(),
+        vec!["r3"]
+    );
 
     // Ordering: NaN after numbers, missing last, both directions.
-    assert_eq!(env.search(&[&exp], "", &["metrics.acc ASC"]).await.unwrap(), vec!["r5", "r1", "r2", "r3", "r4"]);
-    assert_eq!(env.search(&[&exp], "", &["metrics.acc DESC"]).await.unwrap(), vec!["r2", "r1", "r5", "r3", "r4"]);
-    assert_eq!(env.search(&[&exp], "", &["params.model DESC", "start_time ASC"]).await.unwrap(), vec!["r4", "r2", "r1", "r3", "r5"]);
-    assert_eq!(env.search(&[&exp], "", &["tags.group ASC", "attributes.run_name DESC"]).await.unwrap(), vec!["r2", "r1", "r5", "r4", "r3"]);
+    assert_eq!(
+        env.search(&[&exp], "", &["metrics.acc ASC"]).await.unwrap(),
+        vec!["r5", "r1", "r2", "r3", "r4"]
+    );
+    assert_eq!(
+        env.search(&[&exp], "", &["metrics.acc DESC"])
+            .await
+            .unwrap(),
+        vec!["r2", "r1", "r5", "r3", "r4"]
+    );
+    assert_eq!(
+        env.search(&[&exp], "", &["params.model DESC", "start_time ASC"])
+            .await
+            .unwrap(),
+        vec!["r4", "r2", "r1", "r3", "r5"]
+    );
+    assert_eq!(
+        env.search(&[&exp], "", &["tags.group ASC", "attributes.run_name DESC"])
+            .await
+            .unwrap(),
+        vec!["r2", "r1", "r5", "r4", "r3"]
+    );
 
     // Errors.
-    assert_code(env.search(&[&exp], "metrics.acc = 'x'", &[]).await, ErrorCode::InvalidParameterValue);
-    assert_code(env.search(&[&exp], "foo.bar = 1", &[]).await, ErrorCode::InvalidParameterValue);
-    assert_code(env.search(&[&exp], "", &["nope.x"]).await, ErrorCode::InvalidParameterValue);
+    assert_code(
+        env.search(&[&exp], "metrics.acc = 'x'", &[]).await,
+        ErrorCode::InvalidParameterValue,
+    );
+    assert_code(
+        env.search(&[&exp], "foo.bar = 1", &[]).await,
+        ErrorCode::InvalidParameterValue,
+    );
+    assert_code(
+        env.search(&[&exp], "", &["nope.x"]).await,
+        ErrorCode::InvalidParameterValue,
+    );
     for max in [0, -1, 50001] {
         let response = env
             .api
-            .search_runs(&env.ctx, pb::SearchRunsRequest { experiment_ids: vec![exp.clone()], max_results: max, ..Default::default() })
+            .search_runs(
+                &env.ctx,
+                pb::SearchRunsRequest {
+                    experiment_ids: vec![exp.clone()],
+                    max_results: max,
+                    ..Default::default()
+                },
+            )
             .await;
         assert_code(response, ErrorCode::InvalidParameterValue);
     }
@@ -659,7 +1294,15 @@ pub async fn run_search(backend: Backend) {
     loop {
         let page = env
             .api
-            .search_runs(&env.ctx, pb::SearchRunsRequest { experiment_ids: vec![exp.clone(), other.clone()], max_results: 2, page_token: token.clone(), ..Default::default() })
+            .search_runs(
+                &env.ctx,
+                pb::SearchRunsRequest {
+                    experiment_ids: vec![exp.clone(), other.clone()],
+                    max_results: 2,
+                    page_token: token.clone(),
+                    ..Default::default()
+                },
+            )
             .await
             .unwrap();
         names.extend(page.runs.into_iter().map(|r| r.info.unwrap().run_name));
@@ -670,11 +1313,48 @@ pub async fn run_search(backend: Backend) {
     }
     assert_eq!(names, vec!["r5", "r4", "r3", "r2", "r1", "elsewhere"]);
     // View types.
-    env.api.delete_run(&env.ctx, pb::DeleteRunRequest { run_id: ids["r1"].clone() }).await.unwrap();
-    let view = |view: ViewType| pb::SearchRunsRequest { experiment_ids: vec![exp.clone()], max_results: 100, run_view_type: view as i32, ..Default::default() };
-    assert_eq!(env.api.search_runs(&env.ctx, view(ViewType::ActiveOnly)).await.unwrap().runs.len(), 4);
-    assert_eq!(env.api.search_runs(&env.ctx, view(ViewType::DeletedOnly)).await.unwrap().runs.len(), 1);
-    assert_eq!(env.api.search_runs(&env.ctx, view(ViewType::All)).await.unwrap().runs.len(), 5);
+    env.api
+        .delete_run(
+            &env.ctx,
+            pb::DeleteRunRequest {
+                run_id: ids["r1"].clone(),
+            },
+        )
+        .await
+        .unwrap();
+    let view = |view: ViewType| pb::SearchRunsRequest {
+        experiment_ids: vec![exp.clone()],
+        max_results: 100,
+        run_view_type: view as i32,
+        ..Default::default()
+    };
+    assert_eq!(
+        env.api
+            .search_runs(&env.ctx, view(ViewType::ActiveOnly))
+            .await
+            .unwrap()
+            .runs
+            .len(),
+        4
+    );
+    assert_eq!(
+        env.api
+            .search_runs(&env.ctx, view(ViewType::DeletedOnly))
+            .await
+            .unwrap()
+            .runs
+            .len(),
+        1
+    );
+    assert_eq!(
+        env.api
+            .search_runs(&env.ctx, view(ViewType::All))
+            .await
+            .unwrap()
+            .runs
+            .len(),
+        5
+    );
     // No experiments: no runs.
     assert!(env.search(&[], "", &[]).await.unwrap().is_empty());
 }
@@ -698,22 +1378,60 @@ pub async fn datasets_and_models(backend: Backend) {
     let log = |run: &str, inputs: Vec<pb::DatasetInput>| {
         let api = env.api.clone();
         let ctx = env.ctx.clone();
-        let request = pb::LogInputsRequest { run_id: run.to_string(), datasets: inputs, models: vec![pb::ModelInput { model_id: "m-1".into() }] };
+        let request = pb::LogInputsRequest {
+            run_id: run.to_string(),
+            datasets: inputs,
+            models: vec![pb::ModelInput {
+                model_id: "m-1".into(),
+            }],
+        };
         async move { api.log_inputs(&ctx, request).await }
     };
-    log(&run, vec![input("iris", "training"), input("iris", "eval")]).await.unwrap();
+    log(&run, vec![input("iris", "training"), input("iris", "eval")])
+        .await
+        .unwrap();
     log(&run, vec![input("iris", "training")]).await.unwrap(); // idempotent
-    log(&other_run, vec![input("wine", "training")]).await.unwrap();
+    log(&other_run, vec![input("wine", "training")])
+        .await
+        .unwrap();
     let inputs = env.get_run(&run).await.inputs.unwrap();
     assert_eq!(inputs.dataset_inputs.len(), 2);
-    assert_eq!(inputs.model_inputs, vec![pb::ModelInput { model_id: "m-1".into() }]);
-    assert_eq!(inputs.dataset_inputs[0].dataset.as_ref().unwrap().name, "iris");
-    assert_eq!(env.search(&[&exp], "datasets.name = 'iris'", &[]).await.unwrap(), vec!["r"]);
-    assert_eq!(env.search(&[&exp], "datasets.context = 'eval'", &[]).await.unwrap(), vec!["r"]);
-    assert_eq!(env.search(&[&exp], "datasets.name IN ('wine', 'x')", &[]).await.unwrap(), vec!["r2"]);
+    assert_eq!(
+        inputs.model_inputs,
+        vec![pb::ModelInput {
+            model_id: "m-1".into()
+        }]
+    );
+    assert_eq!(
+        inputs.dataset_inputs[0].dataset.as_ref().unwrap().name,
+        "iris"
+    );
+    assert_eq!(
+        env.search(&[&exp], "datasets.name = 'iris'", &[])
+            .await
+            .unwrap(),
+        vec!["r"]
+    );
+    assert_eq!(
+        env.search(&[&exp], "datasets.context = 'eval'", &[])
+            .await
+            .unwrap(),
+        vec!["r"]
+    );
+    assert_eq!(
+        env.search(&[&exp], "datasets.name IN ('wine', 'x')", &[])
+            .await
+            .unwrap(),
+        vec!["r2"]
+    );
     let summaries = env
         .api
-        .search_datasets(&env.ctx, pb::SearchDatasetsRequest { experiment_ids: vec![exp.clone()] })
+        .search_datasets(
+            &env.ctx,
+            pb::SearchDatasetsRequest {
+                experiment_ids: vec![exp.clone()],
+            },
+        )
         .await
         .unwrap()
         .dataset_summaries;
@@ -723,21 +1441,61 @@ pub async fn datasets_and_models(backend: Backend) {
     assert_code(log(&run, vec![bad]).await, ErrorCode::InvalidParameterValue);
 
     env.api
-        .log_outputs(&env.ctx, pb::LogOutputsRequest { run_id: run.clone(), models: vec![pb::ModelOutput { model_id: "m-2".into(), step: 3 }] })
+        .log_outputs(
+            &env.ctx,
+            pb::LogOutputsRequest {
+                run_id: run.clone(),
+                models: vec![pb::ModelOutput {
+                    model_id: "m-2".into(),
+                    step: 3,
+                }],
+            },
+        )
         .await
         .unwrap();
-    assert_eq!(env.get_run(&run).await.outputs.unwrap().model_outputs, vec![pb::ModelOutput { model_id: "m-2".into(), step: 3 }]);
+    assert_eq!(
+        env.get_run(&run).await.outputs.unwrap().model_outputs,
+        vec![pb::ModelOutput {
+            model_id: "m-2".into(),
+            step: 3
+        }]
+    );
 
     // Legacy log-model appends to the history tag.
-    let model_json = |path: &str| format!(r#"{{"artifact_path": "{path}", "flavors": {{}}, "utc_time_created": "2026", "run_id": "{run}"}}"#);
+    let model_json = |path: &str| {
+        format!(
+            r#"{{"artifact_path": "{path}", "flavors": {{}}, "utc_time_created": "2026", "run_id": "{run}"}}"#
+        )
+    };
     for path in ["m1", "m2"] {
-        env.api.log_model(&env.ctx, pb::LogModelRequest { run_id: run.clone(), model_json: model_json(path) }).await.unwrap();
+        env.api
+            .log_model(
+                &env.ctx,
+                pb::LogModelRequest {
+                    run_id: run.clone(),
+                    model_json: model_json(path),
+                },
+            )
+            .await
+            .unwrap();
     }
     let tags = env.get_run(&run).await.data.unwrap().tags;
-    let history = tags.iter().find(|t| t.key == "mlflow.log-model.history").unwrap();
+    let history = tags
+        .iter()
+        .find(|t| t.key == "mlflow.log-model.history")
+        .unwrap();
     let parsed: Vec<serde_json::Value> = serde_json::from_str(&history.value).unwrap();
     assert_eq!(parsed.len(), 2);
-    let missing = env.api.log_model(&env.ctx, pb::LogModelRequest { run_id: run.clone(), model_json: "{}".into() }).await;
+    let missing = env
+        .api
+        .log_model(
+            &env.ctx,
+            pb::LogModelRequest {
+                run_id: run.clone(),
+                model_json: "{}".into(),
+            },
+        )
+        .await;
     assert_code(missing, ErrorCode::InvalidParameterValue);
 }
 
@@ -746,14 +1504,29 @@ pub async fn namespaces_are_isolated(backend: Backend) {
     let (a, b) = (ns("team-a"), ns("team-b"));
     let create = |ctx: RequestContext, name: &str| {
         let api = env.api.clone();
-        let request = pb::CreateExperimentRequest { name: name.to_string(), ..Default::default() };
-        async move { api.create_experiment(&ctx, request).await.unwrap().experiment_id }
+        let request = pb::CreateExperimentRequest {
+            name: name.to_string(),
+            ..Default::default()
+        };
+        async move {
+            api.create_experiment(&ctx, request)
+                .await
+                .unwrap()
+                .experiment_id
+        }
     };
     let exp_a = create(a.clone(), "shared-name").await;
     let exp_b = create(b.clone(), "shared-name").await;
     let run_a = env
         .api
-        .create_run(&a, pb::CreateRunRequest { experiment_id: exp_a.clone(), run_name: "ra".into(), ..Default::default() })
+        .create_run(
+            &a,
+            pb::CreateRunRequest {
+                experiment_id: exp_a.clone(),
+                run_name: "ra".into(),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap()
         .run
@@ -763,32 +1536,91 @@ pub async fn namespaces_are_isolated(backend: Backend) {
         .run_id;
     // Each namespace has its own default experiment 0.
     for ctx in [&a, &b] {
-        let default = env.api.get_experiment(ctx, pb::GetExperimentRequest { experiment_id: "0".into() }).await.unwrap();
+        let default = env
+            .api
+            .get_experiment(
+                ctx,
+                pb::GetExperimentRequest {
+                    experiment_id: "0".into(),
+                },
+            )
+            .await
+            .unwrap();
         assert_eq!(default.experiment.unwrap().name, "Default");
     }
     // b cannot see or touch a's run.
-    assert_code(env.api.get_run(&b, pb::GetRunRequest { run_id: run_a.clone() }).await, ErrorCode::ResourceDoesNotExist);
     assert_code(
-        env.api.set_tag(&b, pb::SetTagRequest { run_id: run_a.clone(), key: "x".into(), value: "y".into() }).await,
+        env.api
+            .get_run(
+                &b,
+                pb::GetRunRequest {
+                    run_id: run_a.clone(),
+                },
+            )
+            .await,
         ErrorCode::ResourceDoesNotExist,
     );
-    assert_code(env.api.delete_run(&b, pb::DeleteRunRequest { run_id: run_a.clone() }).await, ErrorCode::ResourceDoesNotExist);
+    assert_code(
+        env.api
+            .set_tag(
+                &b,
+                pb::SetTagRequest {
+                    run_id: run_a.clone(),
+                    key: "x".into(),
+                    value: "y".into(),
+                },
+            )
+            .await,
+        ErrorCode::ResourceDoesNotExist,
+    );
+    assert_code(
+        env.api
+            .delete_run(
+                &b,
+                pb::DeleteRunRequest {
+                    run_id: run_a.clone(),
+                },
+            )
+            .await,
+        ErrorCode::ResourceDoesNotExist,
+    );
     let history = env
         .api
-        .get_metric_history(&b, pb::GetMetricHistoryRequest { run_id: run_a.clone(), metric_key: "m".into(), ..Default::default() })
+        .get_metric_history(
+            &b,
+            pb::GetMetricHistoryRequest {
+                run_id: run_a.clone(),
+                metric_key: "m".into(),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     assert!(history.metrics.is_empty());
     // Searches see only their own.
     let runs_b = env
         .api
-        .search_runs(&b, pb::SearchRunsRequest { experiment_ids: vec![exp_a.clone(), exp_b.clone(), "0".into()], max_results: 100, ..Default::default() })
+        .search_runs(
+            &b,
+            pb::SearchRunsRequest {
+                experiment_ids: vec![exp_a.clone(), exp_b.clone(), "0".into()],
+                max_results: 100,
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     assert!(runs_b.runs.is_empty());
     let exps_b = env
         .api
-        .search_experiments(&b, pb::SearchExperimentsRequest { max_results: 100, view_type: ViewType::All as i32, ..Default::default() })
+        .search_experiments(
+            &b,
+            pb::SearchExperimentsRequest {
+                max_results: 100,
+                view_type: ViewType::All as i32,
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     let names: Vec<String> = exps_b.experiments.iter().map(|e| e.name.clone()).collect();
@@ -796,15 +1628,35 @@ pub async fn namespaces_are_isolated(backend: Backend) {
     // By id: b's experiment with a's id (if any) is b's own; a's run is never visible.
     let by_name_b = env
         .api
-        .get_experiment_by_name(&b, pb::GetExperimentByNameRequest { experiment_name: "shared-name".into() })
+        .get_experiment_by_name(
+            &b,
+            pb::GetExperimentByNameRequest {
+                experiment_name: "shared-name".into(),
+            },
+        )
         .await
         .unwrap()
         .experiment
         .unwrap();
     assert_eq!(by_name_b.experiment_id, exp_b);
-    env.api.delete_experiment(&b, pb::DeleteExperimentRequest { experiment_id: exp_b.clone() }).await.unwrap();
-    let still_active = env.api.get_run(&a, pb::GetRunRequest { run_id: run_a }).await.unwrap();
-    assert_eq!(still_active.run.unwrap().info.unwrap().lifecycle_stage, pb::LifecycleStage::Active as i32);
+    env.api
+        .delete_experiment(
+            &b,
+            pb::DeleteExperimentRequest {
+                experiment_id: exp_b.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    let still_active = env
+        .api
+        .get_run(&a, pb::GetRunRequest { run_id: run_a })
+        .await
+        .unwrap();
+    assert_eq!(
+        still_active.run.unwrap().info.unwrap().lifecycle_stage,
+        pb::LifecycleStage::Active as i32
+    );
 }
 
 macro_rules! conformance_suite {

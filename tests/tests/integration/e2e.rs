@@ -1,1 +1,299 @@
-//! The real binary in both topologies.
+//! The real `quiver` binary in both topologies: all-in-one, and tracking +
+//! gateway as two processes talking gRPC. Also `quiver migrate`, gRPC health
+//! and reflection, and graceful shutdown.
+
+use std::process::Command;
+use std::time::Duration;
+
+use quiver_common::{Namespace, RequestContext};
+use quiver_e2e::{QuiverProcess, quiver_bin};
+use quiver_proto::tracking::v1 as pb;
+use quiver_tracking::TrackingApi;
+use quiver_tracking::grpc::TrackingGrpcClient;
+use serde_json::{Value, json};
+
+async fn post(client: &reqwest::Client, url: &str, body: Value) -> (u16, Value) {
+    let response = client.post(url).json(&body).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Creates an experiment and a run over REST, logs to it, reads it back.
+async fn tracking_flow(base: &str) -> String {
+    let client = reqwest::Client::new();
+    let api = format!("{base}/api/2.0/mlflow");
+    let (status, exp) = post(
+        &client,
+        &format!("{api}/experiments/create"),
+        json!({"name": "e2e"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{exp}");
+    let (_, run) = post(
+        &client,
+        &format!("{api}/runs/create"),
+        json!({"experiment_id": exp["experiment_id"], "run_name": "r"}),
+    )
+    .await;
+    let run_id = run["run"]["info"]["run_id"].as_str().unwrap().to_string();
+    let metrics: Vec<Value> = (0..100)
+        .map(|i| json!({"key": "loss", "value": 1.0 / f64::from(i + 1), "timestamp": 1, "step": i}))
+        .collect();
+    let (status, body) = post(
+        &client,
+        &format!("{api}/runs/log-batch"),
+        json!({"run_id": run_id, "metrics": metrics, "params": [{"key": "lr", "value": "0.1"}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let history: Value = client
+        .get(format!(
+            "{api}/metrics/get-history?run_id={run_id}&metric_key=loss&max_results=25000"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(history["metrics"].as_array().unwrap().len(), 100);
+    let (status, search) = post(
+        &client,
+        &format!("{api}/runs/search"),
+        json!({"experiment_ids": [exp["experiment_id"]], "filter": "params.lr = '0.1'"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(search["runs"][0]["info"]["run_id"], run_id);
+    run_id
+}
+
+#[tokio::test]
+async fn all_in_one_serves_rest_and_grpc_and_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = QuiverProcess::start(&["--services", "all"], dir.path(), true);
+    let run_id = tracking_flow(&server.url()).await;
+
+    // The same data through the gRPC API, in the same namespace.
+    let grpc = TrackingGrpcClient::connect_lazy(
+        &format!("http://{}", server.grpc),
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    let ctx = RequestContext::default_namespace();
+    let run = grpc
+        .get_run(
+            &ctx,
+            pb::GetRunRequest {
+                run_id: run_id.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(run.run.unwrap().data.unwrap().params[0].key, "lr");
+    // Another namespace over gRPC cannot see it.
+    let other = RequestContext::new(Namespace::parse("other").unwrap());
+    let error = grpc
+        .get_run(&other, pb::GetRunRequest { run_id })
+        .await
+        .unwrap_err();
+    assert_eq!(error.code, quiver_common::ErrorCode::ResourceDoesNotExist);
+
+    // Health and reflection (v1 and v1alpha) are served.
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.grpc))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    let status = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "quiver.tracking.v1.TrackingService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status;
+    assert_eq!(
+        status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+    for v1 in [true, false] {
+        let services = list_services(channel.clone(), v1).await;
+        assert!(
+            services.contains(&"quiver.tracking.v1.TrackingService".to_string()),
+            "{services:?}"
+        );
+    }
+
+    assert!(server.stop_gracefully(), "quiver did not exit 0 on SIGTERM");
+    // The data survives a restart (durable SQLite file).
+    let restarted = QuiverProcess::start(&["--services", "all"], dir.path(), true);
+    let response: Value = reqwest::get(format!(
+        "{}/api/2.0/mlflow/experiments/get-by-name?experiment_name=e2e",
+        restarted.url()
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(response["experiment"]["name"], "e2e");
+}
+
+async fn list_services(channel: tonic::transport::Channel, v1: bool) -> Vec<String> {
+    use tokio_stream::StreamExt;
+    if v1 {
+        use tonic_reflection::pb::v1::{
+            ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+            server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+        };
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut stream = ServerReflectionClient::new(channel)
+            .server_reflection_info(tokio_stream::iter(vec![request]))
+            .await
+            .unwrap()
+            .into_inner();
+        match stream.next().await.unwrap().unwrap().message_response {
+            Some(MessageResponse::ListServicesResponse(list)) => {
+                list.service.into_iter().map(|s| s.name).collect()
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    } else {
+        use tonic_reflection::pb::v1alpha::{
+            ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+            server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+        };
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut stream = ServerReflectionClient::new(channel)
+            .server_reflection_info(tokio_stream::iter(vec![request]))
+            .await
+            .unwrap()
+            .into_inner();
+        match stream.next().await.unwrap().unwrap().message_response {
+            Some(MessageResponse::ListServicesResponse(list)) => {
+                list.service.into_iter().map(|s| s.name).collect()
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn split_topology_gateway_and_tracking_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let tracking = QuiverProcess::start(&["--services", "tracking"], dir.path(), false);
+    let endpoint = format!("http://{}", tracking.grpc);
+    let gateway = QuiverProcess::start(
+        &["--services", "gateway", "--tracking-endpoint", &endpoint],
+        dir.path(),
+        true,
+    );
+    tracking_flow(&gateway.url()).await;
+    // Errors cross the gRPC hop with their MLflow code and status.
+    let client = reqwest::Client::new();
+    let (status, body) = post(
+        &client,
+        &format!("{}/api/2.0/mlflow/experiments/create", gateway.url()),
+        json!({"name": "e2e"}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error_code"], "RESOURCE_ALREADY_EXISTS");
+    let missing: reqwest::Response = client
+        .get(format!(
+            "{}/api/2.0/mlflow/runs/get?run_id=nope",
+            gateway.url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status().as_u16(), 404);
+    // With tracking gone, the gateway answers 503 (retryable), not a hang or a 500.
+    drop(tracking);
+    let down = client
+        .get(format!(
+            "{}/api/2.0/mlflow/experiments/get?experiment_id=0",
+            gateway.url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(down.status().as_u16(), 503);
+    let body: Value = down.json().await.unwrap();
+    assert_eq!(body["error_code"], "TEMPORARILY_UNAVAILABLE");
+}
+
+#[test]
+fn migrate_is_idempotent_and_unknown_roles_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    for _ in 0..2 {
+        let status = Command::new(quiver_bin())
+            .args(["migrate", "--data-dir"])
+            .arg(dir.path())
+            .env("RUST_LOG", "warn")
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    assert!(dir.path().join("quiver.db").exists());
+    let bad = Command::new(quiver_bin())
+        .args(["run", "--services", "nope", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown service"));
+}
+
+#[tokio::test]
+async fn config_file_can_require_precreated_namespaces() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("quiver.toml");
+    std::fs::write(&config, "[namespaces]\nauto_create = false\n").unwrap();
+    let config_arg = config.to_str().unwrap();
+    let created = Command::new(quiver_bin())
+        .args([
+            "namespace",
+            "create",
+            "team-a",
+            "--config",
+            config_arg,
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env("RUST_LOG", "warn")
+        .status()
+        .unwrap();
+    assert!(created.success());
+    let server = QuiverProcess::start(&["--config", config_arg], dir.path(), true);
+    let get = |ns: &str| {
+        reqwest::get(format!(
+            "{}/ns/{ns}/api/2.0/mlflow/experiments/get?experiment_id=0",
+            server.url()
+        ))
+    };
+    assert_eq!(get("team-a").await.unwrap().status().as_u16(), 200);
+    let unknown = get("team-b").await.unwrap();
+    assert_eq!(unknown.status().as_u16(), 404);
+    let body: Value = unknown.json().await.unwrap();
+    assert_eq!(body["error_code"], "RESOURCE_DOES_NOT_EXIST");
+    // `default` always exists.
+    let default: Value = reqwest::get(format!(
+        "{}/api/2.0/mlflow/experiments/get?experiment_id=0",
+        server.url()
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(default["experiment"]["name"], "Default");
+}

@@ -1,1 +1,386 @@
-//! The gateway in-process (tower `oneshot`): MLflow wire rules.
+//! The gateway in-process (tower `oneshot` against the real router and the
+//! in-process service on SQLite): MLflow's wire rules.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use quiver_e2e::{Backend, Guard, tracking_api};
+use quiver_gateway::{AppState, app};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+struct Gateway {
+    router: axum::Router,
+    _guard: Guard,
+}
+
+async fn gateway() -> Gateway {
+    let (tracking, guard) = tracking_api(Backend::Sqlite).await;
+    let router = app(AppState {
+        tracking,
+        max_body_bytes: 64 * 1024,
+        request_timeout: std::time::Duration::from_secs(30),
+    });
+    Gateway {
+        router,
+        _guard: guard,
+    }
+}
+
+struct Reply {
+    status: StatusCode,
+    content_type: String,
+    text: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|_| panic!("not JSON: {}", self.text))
+    }
+}
+
+impl Gateway {
+    async fn send(&self, request: Request<Body>) -> Reply {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        Reply {
+            status,
+            content_type,
+            text: String::from_utf8_lossy(&bytes).to_string(),
+        }
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Reply {
+        self.send(
+            Request::post(path)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.to_string()))
+                .unwrap(),
+        )
+        .await
+    }
+
+    async fn get(&self, path: &str) -> Reply {
+        self.send(Request::get(path).body(Body::empty()).unwrap())
+            .await
+    }
+}
+
+fn assert_error(reply: &Reply, status: StatusCode, code: &str) {
+    assert_eq!(reply.status, status, "{}", reply.text);
+    assert!(
+        reply.content_type.starts_with("application/json"),
+        "{}",
+        reply.content_type
+    );
+    let body = reply.json();
+    assert_eq!(body["error_code"], code, "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+}
+
+#[tokio::test]
+async fn content_type_is_enforced_for_writes() {
+    let gw = gateway().await;
+    let plain = gw
+        .send(
+            Request::post("/api/2.0/mlflow/experiments/create")
+                .header(header::CONTENT_TYPE, "text/plain")
+                .body(Body::from(r#"{"name": "x"}"#))
+                .unwrap(),
+        )
+        .await;
+    assert_error(&plain, StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE");
+    assert_eq!(
+        plain.json()["message"],
+        "Bad Request. Content-Type must be one of ['application/json']."
+    );
+    let missing = gw
+        .send(
+            Request::post("/api/2.0/mlflow/experiments/create")
+                .body(Body::from(r#"{"name": "x"}"#))
+                .unwrap(),
+        )
+        .await;
+    assert_error(&missing, StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE");
+    let with_charset = gw
+        .send(
+            Request::post("/api/2.0/mlflow/experiments/create")
+                .header(header::CONTENT_TYPE, "application/json; charset=utf-8")
+                .body(Body::from(r#"{"name": "x"}"#))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(with_charset.status, StatusCode::OK, "{}", with_charset.text);
+    // Nothing was half-written by the refused requests.
+    let search = gw
+        .post(
+            "/api/2.0/mlflow/experiments/search",
+            json!({"max_results": 10}),
+        )
+        .await;
+    assert_eq!(search.json()["experiments"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_answer_json() {
+    let gw = gateway().await;
+    let unknown = gw.get("/api/2.0/mlflow/nope").await;
+    assert_error(&unknown, StatusCode::NOT_FOUND, "ENDPOINT_NOT_FOUND");
+    let wrong_method = gw.get("/api/2.0/mlflow/runs/create").await;
+    assert_error(
+        &wrong_method,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "ENDPOINT_NOT_FOUND",
+    );
+}
+
+#[tokio::test]
+async fn misc_endpoints() {
+    let gw = gateway().await;
+    let health = gw.get("/health").await;
+    assert_eq!(
+        (health.status, health.text.as_str()),
+        (StatusCode::OK, "OK")
+    );
+    let version = gw.get("/version").await;
+    assert_eq!(version.status, StatusCode::OK);
+    assert!(version.text.starts_with("3."));
+    let info = gw.get("/api/3.0/mlflow/server-info").await;
+    assert_eq!(info.json()["multipart_uploads_enabled"], false);
+}
+
+#[tokio::test]
+async fn json_shapes_match_mlflow() {
+    let gw = gateway().await;
+    let exp = gw
+        .post(
+            "/api/2.0/mlflow/experiments/create",
+            json!({"name": "shapes"}),
+        )
+        .await
+        .json();
+    let experiment_id = exp["experiment_id"].as_str().unwrap().to_string();
+    // int64 as a string is accepted; run_uuid mirrors run_id; end_time omitted while unset.
+    let run = gw
+        .post(
+            "/api/2.0/mlflow/runs/create",
+            json!({"experiment_id": experiment_id, "start_time": "1795798146263", "run_name": "r"}),
+        )
+        .await
+        .json();
+    let info = &run["run"]["info"];
+    assert_eq!(info["run_uuid"], info["run_id"]);
+    assert_eq!(info["start_time"], 1_795_798_146_263_i64);
+    assert_eq!(info["status"], "RUNNING");
+    assert!(info.get("end_time").is_none());
+    assert_eq!(run["run"]["inputs"], json!({}));
+    let run_id = info["run_id"].as_str().unwrap().to_string();
+    // run_uuid alone is accepted on POST.
+    let logged = gw
+        .post(
+            "/api/2.0/mlflow/runs/log-metric",
+            json!({"run_uuid": run_id, "key": "m", "value": "NaN", "timestamp": 5}),
+        )
+        .await;
+    assert_eq!(logged.status, StatusCode::OK, "{}", logged.text);
+    assert_eq!(logged.json(), json!({}));
+    let got = gw
+        .get(&format!(
+            "/api/2.0/mlflow/runs/get?run_uuid={run_id}&run_id={run_id}"
+        ))
+        .await
+        .json();
+    let metric = &got["run"]["data"]["metrics"][0];
+    assert_eq!(metric["value"], "NaN");
+    assert_eq!(metric["timestamp"], 5);
+    assert_eq!(metric["step"], 0);
+    let updated = gw
+        .post(
+            "/api/2.0/mlflow/runs/update",
+            json!({"run_id": run_id, "status": "FINISHED", "end_time": 9}),
+        )
+        .await
+        .json();
+    assert_eq!(updated["run_info"]["status"], "FINISHED");
+    assert_eq!(updated["run_info"]["end_time"], 9);
+    // An unknown enum name is ignored, as MLflow does.
+    let ignored = gw
+        .post(
+            "/api/2.0/mlflow/runs/update",
+            json!({"run_id": run_id, "status": "DONE"}),
+        )
+        .await
+        .json();
+    assert_eq!(ignored["run_info"]["status"], "FINISHED");
+    // The ajax-api copy serves the same.
+    let ajax = gw
+        .get(&format!("/ajax-api/2.0/mlflow/runs/get?run_id={run_id}"))
+        .await;
+    assert_eq!(ajax.status, StatusCode::OK);
+    // Empty history: {} with no metrics key.
+    let empty = gw
+        .get(&format!(
+            "/api/2.0/mlflow/metrics/get-history?run_id={run_id}&metric_key=nope"
+        ))
+        .await
+        .json();
+    assert_eq!(empty, json!({}));
+}
+
+#[tokio::test]
+async fn client_mistakes_are_400_never_5xx() {
+    let gw = gateway().await;
+    let wrong_type = gw
+        .post("/api/2.0/mlflow/experiments/create", json!({"name": 123}))
+        .await;
+    assert_error(
+        &wrong_type,
+        StatusCode::BAD_REQUEST,
+        "INVALID_PARAMETER_VALUE",
+    );
+    assert_eq!(
+        wrong_type.json()["message"],
+        "Invalid value 123 for parameter 'name' supplied: Hint: Value was of type 'int'. See the API docs for more information about request parameters."
+    );
+    let missing = gw
+        .post("/api/2.0/mlflow/experiments/create", json!({}))
+        .await;
+    assert_error(&missing, StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE");
+    let garbage = gw
+        .send(
+            Request::post("/api/2.0/mlflow/experiments/create")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from("{not json"))
+                .unwrap(),
+        )
+        .await;
+    assert_error(&garbage, StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE");
+    let run = gw
+        .post("/api/2.0/mlflow/runs/create", json!({"experiment_id": "0"}))
+        .await
+        .json();
+    let run_id = run["run"]["info"]["run_id"].as_str().unwrap().to_string();
+    let bad_value = gw
+        .post(
+            "/api/2.0/mlflow/runs/log-metric",
+            json!({"run_id": run_id, "key": "m", "value": [1], "timestamp": 1}),
+        )
+        .await;
+    assert_error(
+        &bad_value,
+        StatusCode::BAD_REQUEST,
+        "INVALID_PARAMETER_VALUE",
+    );
+    let bad_batch = gw
+        .post(
+            "/api/2.0/mlflow/runs/log-batch",
+            json!({"run_id": run_id, "params": ["x"]}),
+        )
+        .await;
+    assert_error(
+        &bad_batch,
+        StatusCode::BAD_REQUEST,
+        "INVALID_PARAMETER_VALUE",
+    );
+    let huge_id = gw
+        .get("/api/2.0/mlflow/experiments/get?experiment_id=99999999999999999999999")
+        .await;
+    assert_error(&huge_id, StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE");
+    let bad_bool_view = gw
+        .get("/api/2.0/mlflow/runs/search?experiment_ids=0&max_results=0")
+        .await;
+    assert_error(
+        &bad_bool_view,
+        StatusCode::BAD_REQUEST,
+        "INVALID_PARAMETER_VALUE",
+    );
+    let too_big = gw
+        .send(
+            Request::post("/api/2.0/mlflow/runs/log-batch")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(format!(
+                    r#"{{"run_id": "{run_id}", "tags": [{{"key": "k", "value": "{}"}}]}}"#,
+                    "x".repeat(70_000)
+                )))
+                .unwrap(),
+        )
+        .await;
+    assert_error(&too_big, StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE");
+    let deep = format!(
+        r#"{{"name": "x", "tags": {}{}}}"#,
+        "[".repeat(200),
+        "]".repeat(200)
+    );
+    let deep = gw
+        .send(
+            Request::post("/api/2.0/mlflow/experiments/create")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(deep))
+                .unwrap(),
+        )
+        .await;
+    assert_error(&deep, StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE");
+    let hostile_filter = gw
+        .post("/api/2.0/mlflow/runs/search", json!({"experiment_ids": ["0"], "filter": "metrics.a > 1 AND ".repeat(5000) + "metrics.a > 1"}))
+        .await;
+    assert_error(
+        &hostile_filter,
+        StatusCode::BAD_REQUEST,
+        "INVALID_PARAMETER_VALUE",
+    );
+    let injection = gw
+        .post(
+            "/api/2.0/mlflow/runs/search",
+            json!({"experiment_ids": ["0"], "filter": "params.x = 'a'' OR 1=1 --'"}),
+        )
+        .await;
+    assert_eq!(injection.status, StatusCode::OK, "{}", injection.text);
+    assert_eq!(injection.json(), json!({}));
+}
+
+#[tokio::test]
+async fn namespace_from_prefix_or_header() {
+    let gw = gateway().await;
+    let a = gw
+        .post(
+            "/ns/team-a/api/2.0/mlflow/experiments/create",
+            json!({"name": "same"}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let b = gw
+        .send(
+            Request::post("/api/2.0/mlflow/experiments/create")
+                .header(header::CONTENT_TYPE, "application/json")
+                .header("X-MLFLOW-WORKSPACE", "team-b")
+                .body(Body::from(r#"{"name": "same"}"#))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(b.status, StatusCode::OK, "{}", b.text);
+    // The default namespace has neither.
+    let default = gw
+        .get("/api/2.0/mlflow/experiments/get-by-name?experiment_name=same")
+        .await;
+    assert_error(&default, StatusCode::NOT_FOUND, "RESOURCE_DOES_NOT_EXIST");
+    let in_a = gw
+        .get("/ns/team-a/api/2.0/mlflow/experiments/get-by-name?experiment_name=same")
+        .await
+        .json();
+    assert_eq!(in_a["experiment"]["workspace"], "team-a");
+    let invalid = gw
+        .get("/ns/Bad_Name/api/2.0/mlflow/experiments/get?experiment_id=0")
+        .await;
+    assert_error(&invalid, StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE");
+    let traversal = gw
+        .get("/ns/../api/2.0/mlflow/experiments/get?experiment_id=0")
+        .await;
+    assert!(traversal.status.is_client_error(), "{}", traversal.status);
+}

@@ -160,6 +160,8 @@ pub struct HistoryCursor {
 pub trait TrackingStore: Send + Sync + 'static {
     /// Creates the namespace and its default experiment "0" if missing.
     async fn ensure_namespace(&self, namespace: &Namespace, now: i64) -> Result<(), ApiError>;
+    /// Tells whether the namespace exists.
+    async fn namespace_exists(&self, namespace: &Namespace) -> Result<bool, ApiError>;
     /// Creates an experiment and returns its id.
     async fn create_experiment(
         &self,

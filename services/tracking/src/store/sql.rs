@@ -406,10 +406,8 @@ async fn insert_params(
             .map(|row| key_value(row).map(|kv| (kv.key, kv.value)))
             .collect::<Result<_, _>>()?;
         for param in chunk {
-            if let Some(old) = stored.get(&param.key) {
-                if *old != param.value {
-                    conflicts.push((param.key.clone(), old.clone(), param.value.clone()));
-                }
+            if let Some(old) = stored.get(&param.key).filter(|old| **old != param.value) {
+                conflicts.push((param.key.clone(), old.clone(), param.value.clone()));
             }
         }
     }
@@ -545,6 +543,16 @@ impl TrackingStore for SqlTrackingStore {
             .map_err(db_error)?;
         }
         tx.commit().await.map_err(db_error)
+    }
+
+    async fn namespace_exists(&self, namespace: &Namespace) -> Result<bool, ApiError> {
+        let found: Option<String> =
+            sqlx::query_scalar("SELECT name FROM namespaces WHERE name = $1")
+                .bind(namespace.as_str())
+                .fetch_optional(&self.db.reader)
+                .await
+                .map_err(db_error)?;
+        Ok(found.is_some())
     }
 
     async fn create_experiment(
