@@ -155,9 +155,10 @@ class _Server:
 
     def log_text(self, limit: int = 20000) -> str:
         try:
-            self._log.flush()
+            if not self._log.closed:
+                self._log.flush()
             data = self.log_path.read_bytes()
-        except OSError:
+        except (OSError, ValueError):
             return "<no log>"
         return data[-limit:].decode("utf-8", "replace")
 

@@ -87,7 +87,12 @@ impl Database {
             }
             Dialect::Sqlite => {
                 let writer = sqlite_pool(options.clone(), 1, settings.acquire_timeout).await?;
-                // Create the file and switch to WAL before readers open it.
+                // WAL is a property of the database file: switch once, on the
+                // writer, before any reader connects (per-connection switching
+                // can hit SQLITE_BUSY while another connection writes).
+                sqlx::query("PRAGMA journal_mode = WAL")
+                    .execute(&writer)
+                    .await?;
                 let reader = sqlite_pool(
                     options,
                     settings.max_connections.max(1),
@@ -178,13 +183,12 @@ async fn sqlite_pool(
         .acquire_timeout(acquire_timeout)
         .after_connect(|conn, _meta| {
             Box::pin(async move {
-                // WAL lets readers run beside the writer; synchronous=FULL keeps
+                // Wait for locks instead of failing; synchronous=FULL keeps
                 // every acknowledged write durable; LIKE is case-sensitive as in
                 // MLflow; foreign keys enforce cascades.
                 conn.execute(
-                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
-                     PRAGMA case_sensitive_like = ON;",
+                    "PRAGMA busy_timeout = 10000; PRAGMA synchronous = FULL; \
+                     PRAGMA foreign_keys = ON; PRAGMA case_sensitive_like = ON;",
                 )
                 .await?;
                 Ok(())

@@ -126,7 +126,17 @@ async fn all_in_one_serves_rest_and_grpc_and_stops_cleanly() {
         );
     }
 
-    assert!(server.stop_gracefully(), "quiver did not exit 0 on SIGTERM");
+    // Wait off the runtime so our idle HTTP/2 connections can still answer
+    // the server's GOAWAY/PING while it drains.
+    let started = std::time::Instant::now();
+    let stopped = tokio::task::spawn_blocking(move || server.stop_gracefully()).await.unwrap();
+    drop((grpc, channel, health));
+    assert!(stopped, "quiver did not exit 0 on SIGTERM");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
     // The data survives a restart (durable SQLite file).
     let restarted = QuiverProcess::start(&["--services", "all"], dir.path(), true);
     let response: Value = reqwest::get(format!(
