@@ -1,6 +1,7 @@
 //! `/api/2.0/mlflow/{experiments,runs,metrics}/...`: parse, call, map.
 
 use axum::extract::State;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use quiver_common::RequestContext;
@@ -372,29 +373,105 @@ async fn log_model(
     empty()
 }
 
+/// Page size used when the client asks for the whole history at once.
+const HISTORY_STREAM_PAGE: i32 = 10_000;
+
 async fn get_metric_history(
     State(s): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
     p: Params,
-) -> Reply {
-    let response = s
-        .tracking
-        .get_metric_history(&ctx, dto::get_metric_history(&p)?)
-        .await?;
-    let mut body = json!({});
-    if !response.metrics.is_empty() {
-        body["metrics"] = response
-            .metrics
-            .iter()
-            .map(|m| {
-                dto::metric(&pb::Metric {
-                    run_id: String::new(),
-                    ..m.clone()
-                })
-            })
-            .collect();
+) -> Result<Response, GatewayError> {
+    let request = dto::get_metric_history(&p)?;
+    if request.max_results > 0 {
+        let response = s.tracking.get_metric_history(&ctx, request).await?;
+        let mut body = json!({});
+        if !response.metrics.is_empty() {
+            body["metrics"] = response.metrics.iter().map(history_point).collect();
+        }
+        return Ok(Json(dto::with_token(body, &response.next_page_token)).into_response());
     }
-    Ok(Json(dto::with_token(body, &response.next_page_token)))
+    // No max_results: MLflow returns every point. Page through the tracking API
+    // and stream the JSON out, so memory stays bounded however long the history.
+    let first = s
+        .tracking
+        .get_metric_history(
+            &ctx,
+            pb::GetMetricHistoryRequest {
+                max_results: HISTORY_STREAM_PAGE,
+                ..request.clone()
+            },
+        )
+        .await?;
+    if first.metrics.is_empty() {
+        return Ok(Json(json!({})).into_response());
+    }
+    let state = HistoryStream {
+        app: s,
+        ctx,
+        request,
+        page: Some(first),
+        opened: false,
+    };
+    let stream = futures::stream::unfold(state, next_history_chunk);
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+fn history_point(metric: &pb::Metric) -> Value {
+    dto::metric(&pb::Metric {
+        run_id: String::new(),
+        ..metric.clone()
+    })
+}
+
+struct HistoryStream {
+    app: AppState,
+    ctx: RequestContext,
+    request: pb::GetMetricHistoryRequest,
+    page: Option<pb::GetMetricHistoryResponse>,
+    opened: bool,
+}
+
+/// Emits `{"metrics": [` + one page of points per chunk + `]}`.
+async fn next_history_chunk(
+    mut state: HistoryStream,
+) -> Option<(Result<String, std::io::Error>, HistoryStream)> {
+    let page = state.page.take()?;
+    let mut chunk = String::new();
+    chunk.push_str(if state.opened { "," } else { "{\"metrics\": [" });
+    state.opened = true;
+    let points: Vec<String> = page
+        .metrics
+        .iter()
+        .map(|m| history_point(m).to_string())
+        .collect();
+    chunk.push_str(&points.join(","));
+    if page.next_page_token.is_empty() {
+        chunk.push_str("]}");
+        return Some((Ok(chunk), state));
+    }
+    let next = pb::GetMetricHistoryRequest {
+        page_token: page.next_page_token,
+        max_results: HISTORY_STREAM_PAGE,
+        ..state.request.clone()
+    };
+    match state
+        .app
+        .tracking
+        .get_metric_history(&state.ctx, next)
+        .await
+    {
+        Ok(response) if !response.metrics.is_empty() => state.page = Some(response),
+        Ok(_) => chunk.push_str("]}"),
+        Err(error) => {
+            tracing::error!(error = %error, "metric history stream failed");
+            return Some((Err(std::io::Error::other(error.message)), state));
+        }
+    }
+    Some((Ok(chunk), state))
 }
 
 async fn get_metric_history_bulk_interval(

@@ -129,7 +129,9 @@ async fn all_in_one_serves_rest_and_grpc_and_stops_cleanly() {
     // Wait off the runtime so our idle HTTP/2 connections can still answer
     // the server's GOAWAY/PING while it drains.
     let started = std::time::Instant::now();
-    let stopped = tokio::task::spawn_blocking(move || server.stop_gracefully()).await.unwrap();
+    let stopped = tokio::task::spawn_blocking(move || server.stop_gracefully())
+        .await
+        .unwrap();
     drop((grpc, channel, health));
     assert!(stopped, "quiver did not exit 0 on SIGTERM");
     assert!(

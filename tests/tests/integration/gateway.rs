@@ -384,3 +384,45 @@ async fn namespace_from_prefix_or_header() {
         .await;
     assert!(traversal.status.is_client_error(), "{}", traversal.status);
 }
+
+#[tokio::test]
+async fn full_history_is_streamed_in_order() {
+    let gw = gateway().await;
+    let run = gw
+        .post("/api/2.0/mlflow/runs/create", json!({"experiment_id": "0"}))
+        .await
+        .json();
+    let run_id = run["run"]["info"]["run_id"].as_str().unwrap().to_string();
+    for chunk in 0..25 {
+        let metrics: Vec<Value> = (0..1000)
+            .map(|i| {
+                let step = chunk * 1000 + i;
+                json!({"key": "loss", "value": f64::from(step) / 7.0, "timestamp": 1000 + step, "step": step})
+            })
+            .collect();
+        // Bodies of 1000 points exceed this test gateway's 64 KiB limit: send halves.
+        for half in metrics.chunks(500) {
+            let reply = gw
+                .post(
+                    "/api/2.0/mlflow/runs/log-batch",
+                    json!({"run_id": run_id, "metrics": half}),
+                )
+                .await;
+            assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        }
+    }
+    let all = gw
+        .get(&format!(
+            "/api/2.0/mlflow/metrics/get-history?run_id={run_id}&metric_key=loss"
+        ))
+        .await;
+    assert_eq!(all.status, StatusCode::OK);
+    let body = all.json();
+    let metrics = body["metrics"].as_array().unwrap();
+    assert_eq!(metrics.len(), 25_000);
+    assert!(body.get("next_page_token").is_none());
+    for (index, metric) in metrics.iter().enumerate() {
+        assert_eq!(metric["step"], index as i64);
+    }
+    assert_eq!(metrics[7]["value"], 1.0);
+}
