@@ -132,120 +132,154 @@ impl SqlTrackingStore {
             .collect())
     }
 
+    /// Runs `SELECT {columns} FROM {from} WHERE {key_column} IN (keys) ORDER BY {order}`.
+    async fn rows_for_runs(
+        &self,
+        keys: &[i64],
+        columns: &str,
+        from: &str,
+        key_column: &str,
+        order: &str,
+    ) -> Result<Vec<AnyRow>, ApiError> {
+        let mut sql = SqlBuilder::new();
+        let list = sql.bind_list(keys.iter().map(|k| Arg::I64(*k)));
+        sql.push(&format!(
+            "SELECT {columns} FROM {from} WHERE {key_column} IN ({list}) ORDER BY {order}"
+        ));
+        sql.fetch_all(&self.db.reader).await
+    }
+
     async fn load_run_details(
         &self,
         keys: &[i64],
         runs: &mut HashMap<i64, pb::Run>,
     ) -> Result<(), ApiError> {
-        let pool = &self.db.reader;
-        let in_list = |sql: &mut SqlBuilder| sql.bind_list(keys.iter().map(|k| Arg::I64(*k)));
-
-        let mut sql = SqlBuilder::new();
-        let list = in_list(&mut sql);
-        sql.push(&format!(
-            "SELECT run_key, key, value FROM params WHERE run_key IN ({list}) ORDER BY run_key, key"
-        ));
-        for row in sql.fetch_all(pool).await? {
-            let run = runs.entry(get_i64(&row, "run_key")?).or_default();
-            run.data
+        let params = self
+            .rows_for_runs(
+                keys,
+                "run_key, key, value",
+                "params",
+                "run_key",
+                "run_key, key",
+            )
+            .await?;
+        for row in &params {
+            let param = key_value(row)?;
+            run_of(runs, row)?
+                .data
                 .get_or_insert_with(Default::default)
                 .params
-                .push(key_value(&row)?);
+                .push(param);
         }
-
-        let mut sql = SqlBuilder::new();
-        let list = in_list(&mut sql);
-        sql.push(&format!(
-            "SELECT run_key, key, value FROM tags WHERE run_key IN ({list}) ORDER BY run_key, key"
-        ));
-        for row in sql.fetch_all(pool).await? {
-            let run = runs.entry(get_i64(&row, "run_key")?).or_default();
-            run.data
+        let tags = self
+            .rows_for_runs(
+                keys,
+                "run_key, key, value",
+                "tags",
+                "run_key",
+                "run_key, key",
+            )
+            .await?;
+        for row in &tags {
+            let tag = key_value(row)?;
+            run_of(runs, row)?
+                .data
                 .get_or_insert_with(Default::default)
                 .tags
-                .push(key_value(&row)?);
+                .push(tag);
         }
-
-        let mut sql = SqlBuilder::new();
-        let list = in_list(&mut sql);
-        sql.push(&format!(
-            "SELECT run_key, key, value, timestamp, step, is_nan FROM latest_metrics \
-             WHERE run_key IN ({list}) ORDER BY run_key, key"
-        ));
-        for row in sql.fetch_all(pool).await? {
-            let run = runs.entry(get_i64(&row, "run_key")?).or_default();
+        let metrics = self
+            .rows_for_runs(
+                keys,
+                "run_key, key, value, timestamp, step, is_nan",
+                "latest_metrics",
+                "run_key",
+                "run_key, key",
+            )
+            .await?;
+        for row in &metrics {
             let value: f64 = row.try_get("value").map_err(db_error)?;
-            run.data
+            let metric = pb::Metric {
+                key: row.try_get("key").map_err(db_error)?,
+                value: rows::metric_value(value, get_i64(row, "is_nan")?),
+                timestamp: get_i64(row, "timestamp")?,
+                step: get_i64(row, "step")?,
+                ..Default::default()
+            };
+            run_of(runs, row)?
+                .data
                 .get_or_insert_with(Default::default)
                 .metrics
-                .push(pb::Metric {
-                    key: row.try_get("key").map_err(db_error)?,
-                    value: rows::metric_value(value, get_i64(&row, "is_nan")?),
-                    timestamp: get_i64(&row, "timestamp")?,
-                    step: get_i64(&row, "step")?,
-                    ..Default::default()
-                });
+                .push(metric);
         }
-
-        let mut sql = SqlBuilder::new();
-        let list = in_list(&mut sql);
-        sql.push(&format!(
-            "SELECT i.run_key, i.tags_json, d.name, d.digest, d.source_type, d.source, d.schema, d.profile \
-             FROM dataset_inputs i JOIN datasets d ON d.dataset_key = i.dataset_key \
-             WHERE i.run_key IN ({list}) ORDER BY i.run_key, i.position"
-        ));
-        for row in sql.fetch_all(pool).await? {
-            let run = runs.entry(get_i64(&row, "run_key")?).or_default();
+        let datasets = self
+            .rows_for_runs(
+                keys,
+                "i.run_key, i.tags_json, d.name, d.digest, d.source_type, d.source, d.schema, d.profile",
+                "dataset_inputs i JOIN datasets d ON d.dataset_key = i.dataset_key",
+                "i.run_key",
+                "i.run_key, i.position",
+            )
+            .await?;
+        for row in &datasets {
             let tags_json: String = row.try_get("tags_json").map_err(db_error)?;
             let tags: Vec<(String, String)> = serde_json::from_str(&tags_json).unwrap_or_default();
-            run.inputs
+            let input = pb::DatasetInput {
+                tags: tags
+                    .into_iter()
+                    .map(|(key, value)| KeyValue { key, value })
+                    .collect(),
+                dataset: Some(pb::Dataset {
+                    name: row.try_get("name").map_err(db_error)?,
+                    digest: row.try_get("digest").map_err(db_error)?,
+                    source_type: row.try_get("source_type").map_err(db_error)?,
+                    source: row.try_get("source").map_err(db_error)?,
+                    schema: row.try_get("schema").map_err(db_error)?,
+                    profile: row.try_get("profile").map_err(db_error)?,
+                }),
+            };
+            run_of(runs, row)?
+                .inputs
                 .get_or_insert_with(Default::default)
                 .dataset_inputs
-                .push(pb::DatasetInput {
-                    tags: tags
-                        .into_iter()
-                        .map(|(key, value)| KeyValue { key, value })
-                        .collect(),
-                    dataset: Some(pb::Dataset {
-                        name: row.try_get("name").map_err(db_error)?,
-                        digest: row.try_get("digest").map_err(db_error)?,
-                        source_type: row.try_get("source_type").map_err(db_error)?,
-                        source: row.try_get("source").map_err(db_error)?,
-                        schema: row.try_get("schema").map_err(db_error)?,
-                        profile: row.try_get("profile").map_err(db_error)?,
-                    }),
-                });
+                .push(input);
         }
-
-        let mut sql = SqlBuilder::new();
-        let list = in_list(&mut sql);
-        sql.push(&format!(
-            "SELECT run_key, model_id FROM model_inputs WHERE run_key IN ({list}) ORDER BY run_key, model_id"
-        ));
-        for row in sql.fetch_all(pool).await? {
-            let run = runs.entry(get_i64(&row, "run_key")?).or_default();
-            run.inputs
+        let model_inputs = self
+            .rows_for_runs(
+                keys,
+                "run_key, model_id",
+                "model_inputs",
+                "run_key",
+                "run_key, model_id",
+            )
+            .await?;
+        for row in &model_inputs {
+            let model_id = row.try_get("model_id").map_err(db_error)?;
+            run_of(runs, row)?
+                .inputs
                 .get_or_insert_with(Default::default)
                 .model_inputs
-                .push(pb::ModelInput {
-                    model_id: row.try_get("model_id").map_err(db_error)?,
-                });
+                .push(pb::ModelInput { model_id });
         }
-
-        let mut sql = SqlBuilder::new();
-        let list = in_list(&mut sql);
-        sql.push(&format!(
-            "SELECT run_key, model_id, step FROM model_outputs WHERE run_key IN ({list}) ORDER BY run_key, step, model_id"
-        ));
-        for row in sql.fetch_all(pool).await? {
-            let run = runs.entry(get_i64(&row, "run_key")?).or_default();
-            run.outputs
+        let model_outputs = self
+            .rows_for_runs(
+                keys,
+                "run_key, model_id, step",
+                "model_outputs",
+                "run_key",
+                "run_key, step, model_id",
+            )
+            .await?;
+        for row in &model_outputs {
+            let output = pb::ModelOutput {
+                model_id: row.try_get("model_id").map_err(db_error)?,
+                step: get_i64(row, "step")?,
+            };
+            run_of(runs, row)?
+                .outputs
                 .get_or_insert_with(Default::default)
                 .model_outputs
-                .push(pb::ModelOutput {
-                    model_id: row.try_get("model_id").map_err(db_error)?,
-                    step: get_i64(&row, "step")?,
-                });
+                .push(output);
         }
         Ok(())
     }
@@ -258,6 +292,13 @@ impl SqlTrackingStore {
             .await
             .map_err(db_error)
     }
+}
+
+fn run_of<'a>(
+    runs: &'a mut HashMap<i64, pb::Run>,
+    row: &AnyRow,
+) -> Result<&'a mut pb::Run, ApiError> {
+    Ok(runs.entry(get_i64(row, "run_key")?).or_default())
 }
 
 fn get_i64(row: &AnyRow, column: &str) -> Result<i64, ApiError> {
