@@ -605,6 +605,9 @@ pub async fn run_lifecycle(backend: Backend) {
         .unwrap()
         .run
         .unwrap();
+    // The create response is exactly what a read returns.
+    let reread = env.get_run(&created.info.as_ref().unwrap().run_id).await;
+    assert_eq!(created, reread);
     let info = created.info.unwrap();
     assert_eq!(info.run_id.len(), 32);
     assert_eq!(info.status, pb::RunStatus::Running as i32);

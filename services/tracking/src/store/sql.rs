@@ -368,11 +368,14 @@ async fn active_experiment(
     row.try_get("artifact_location").map_err(db_error)
 }
 
+/// Upserts run tags (last value wins for a repeated key) and returns them
+/// sorted by key. With `sync_name`, a `mlflow.runName` tag also renames the run.
 async fn upsert_run_tags(
     tx: &mut Transaction<'static, Any>,
     run_key: i64,
     tags: &[KeyValue],
-) -> Result<(), ApiError> {
+    sync_name: bool,
+) -> Result<Vec<KeyValue>, ApiError> {
     // Last value wins for a key repeated in one request.
     let mut unique: BTreeMap<&str, &str> = BTreeMap::new();
     for tag in tags {
@@ -394,10 +397,11 @@ async fn upsert_run_tags(
         sql.push(" ON CONFLICT (run_key, key) DO UPDATE SET value = excluded.value");
         sql.execute(&mut **tx).await?;
     }
-    if let Some((_, name)) = unique
+    let renamed = unique
         .iter()
         .find(|(key, _)| *key == crate::validation::RUN_NAME_TAG)
-    {
+        .filter(|_| sync_name);
+    if let Some((_, name)) = renamed {
         sqlx::query("UPDATE runs SET name = $1 WHERE run_key = $2")
             .bind(*name)
             .bind(run_key)
@@ -405,7 +409,13 @@ async fn upsert_run_tags(
             .await
             .map_err(db_error)?;
     }
-    Ok(())
+    Ok(unique
+        .into_iter()
+        .map(|(key, value)| KeyValue {
+            key: key.to_string(),
+            value: value.to_string(),
+        })
+        .collect())
 }
 
 async fn insert_params(
@@ -835,11 +845,29 @@ impl TrackingStore for SqlTrackingStore {
         .fetch_one(&mut *tx)
         .await
         .map_err(db_error)?;
-        upsert_run_tags(&mut tx, run_key, &run.tags).await?;
+        // The name is already set; the tag only mirrors it.
+        let tags = upsert_run_tags(&mut tx, run_key, &run.tags, false).await?;
         tx.commit().await.map_err(db_error)?;
-        self.get_run(namespace, &run.run_id)
-            .await?
-            .ok_or_else(|| ApiError::internal("run vanished after create"))
+        // A new run has no params, metrics or inputs: answer without re-reading.
+        Ok(pb::Run {
+            info: Some(pb::RunInfo {
+                run_id: run.run_id,
+                run_name: run.name,
+                experiment_id: run.experiment_id.to_string(),
+                user_id: run.user_id,
+                status: pb::RunStatus::Running as i32,
+                start_time: run.start_time,
+                end_time: None,
+                artifact_uri,
+                lifecycle_stage: pb::LifecycleStage::Active as i32,
+            }),
+            data: Some(pb::RunData {
+                tags,
+                ..Default::default()
+            }),
+            inputs: Some(pb::RunInputs::default()),
+            outputs: Some(pb::RunOutputs::default()),
+        })
     }
 
     async fn get_run(
@@ -891,7 +919,7 @@ impl TrackingStore for SqlTrackingStore {
                 key: crate::validation::RUN_NAME_TAG.to_string(),
                 value: name,
             };
-            upsert_run_tags(&mut tx, run_key, &[tag]).await?;
+            upsert_run_tags(&mut tx, run_key, &[tag], true).await?;
         }
         let row = sqlx::query(AssertSqlSafe(format!(
             "SELECT {RUN_COLUMNS} FROM runs r WHERE r.run_key = $1"
@@ -942,7 +970,7 @@ impl TrackingStore for SqlTrackingStore {
             insert_params(&mut tx, run_id, run_key, &batch.params, batch.single_param).await?;
         }
         if !batch.tags.is_empty() {
-            upsert_run_tags(&mut tx, run_key, &batch.tags).await?;
+            upsert_run_tags(&mut tx, run_key, &batch.tags, true).await?;
         }
         if !batch.metrics.is_empty() {
             insert_metrics(&mut tx, run_key, &batch.metrics).await?;
