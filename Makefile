@@ -6,7 +6,7 @@ VENV2 := .venv2
 PY := $(VENV)/bin/python
 PY2 := $(VENV2)/bin/python
 
-.PHONY: help run build release test test-rust test-python test-python-split test-mlflow2 lint fmt bench clean
+.PHONY: help run build release test lint-proto test-rust test-python test-python-split test-mlflow2 lint fmt bench clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -22,7 +22,7 @@ build: ## Debug build of every crate and test
 release: ## Release build of the quiver binary
 	$(CARGO) build --release -p quiver-server
 
-test: build test-rust test-python test-python-split test-mlflow2 ## Everything: Rust tests on SQLite+Postgres, then the real mlflow client (3.x and 2.x)
+test: build lint-proto test-rust test-python test-python-split test-mlflow2 ## Everything: proto lint, Rust tests on SQLite+Postgres, then the real mlflow client (3.x and 2.x)
 
 test-rust: ## Unit, conformance (SQLite, Postgres, gRPC), gateway and end-to-end tests
 	scripts/with-postgres.sh $(CARGO) test --workspace --no-fail-fast
@@ -46,6 +46,13 @@ test-python-split: $(VENV)/.installed ## The same suite against gateway + tracki
 
 test-mlflow2: $(VENV2)/.installed ## An mlflow 2.22 client against Quiver
 	QUIVER_BIN=$(CURDIR)/target/debug/quiver $(VENV2)/bin/pytest tests/python/mlflow2 -q
+
+BUF := .tools/node_modules/.bin/buf
+$(BUF):
+	mkdir -p .tools && cd .tools && npm install --silent --no-audit --no-fund @bufbuild/buf@1.75.0
+
+lint-proto: $(BUF) ## buf lint (STANDARD) over proto/
+	$(BUF) lint
 
 lint: ## rustfmt check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
