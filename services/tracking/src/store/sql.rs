@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
-use quiver_common::db::Database;
+use quiver_common::db::{Database, Dialect};
 use quiver_common::{ApiError, Namespace};
 use quiver_proto::common::v1::KeyValue;
 use quiver_proto::tracking::v1 as pb;
@@ -485,75 +485,100 @@ async fn insert_params(
     Err(ApiError::invalid(message))
 }
 
+/// Most metric rows in one INSERT: 1000 × 9 values stays under SQLite's
+/// 32,766 bound parameters (and Postgres's 65,535).
+const METRIC_CHUNK: usize = 1000;
+
+fn push_metrics_insert(sql: &mut SqlBuilder, run_key: i64, metrics: &[&super::MetricPoint]) {
+    sql.push(
+        "INSERT INTO metrics (run_key, key, step, timestamp, value, is_nan, model_id, dataset_name, dataset_digest) VALUES ",
+    );
+    for (i, m) in metrics.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        let values = [
+            sql.bind(Arg::I64(run_key)),
+            sql.bind(Arg::Str(m.key.clone())),
+            sql.bind(Arg::I64(m.step)),
+            sql.bind(Arg::I64(m.timestamp)),
+            sql.bind(Arg::F64(m.value)),
+            sql.bind(Arg::I64(i64::from(m.is_nan))),
+            sql.bind(Arg::OptStr(m.model_id.clone())),
+            sql.bind(Arg::OptStr(m.dataset_name.clone())),
+            sql.bind(Arg::OptStr(m.dataset_digest.clone())),
+        ];
+        sql.push(&format!("({})", values.join(", ")));
+    }
+    sql.push(" ON CONFLICT DO NOTHING");
+}
+
+/// Upserts the latest value per key: max step, then timestamp, then value.
+fn push_latest_upsert(sql: &mut SqlBuilder, run_key: i64, latest: &[&super::MetricPoint]) {
+    sql.push("INSERT INTO latest_metrics (run_key, key, step, timestamp, value, is_nan) VALUES ");
+    for (i, m) in latest.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        let values = [
+            sql.bind(Arg::I64(run_key)),
+            sql.bind(Arg::Str(m.key.clone())),
+            sql.bind(Arg::I64(m.step)),
+            sql.bind(Arg::I64(m.timestamp)),
+            sql.bind(Arg::F64(m.value)),
+            sql.bind(Arg::I64(i64::from(m.is_nan))),
+        ];
+        sql.push(&format!("({})", values.join(", ")));
+    }
+    sql.push(
+        " ON CONFLICT (run_key, key) DO UPDATE SET step = excluded.step, timestamp = excluded.timestamp, \
+         value = excluded.value, is_nan = excluded.is_nan \
+         WHERE excluded.step > latest_metrics.step \
+         OR (excluded.step = latest_metrics.step AND excluded.timestamp > latest_metrics.timestamp) \
+         OR (excluded.step = latest_metrics.step AND excluded.timestamp = latest_metrics.timestamp \
+             AND excluded.value > latest_metrics.value)",
+    );
+}
+
+/// Appends metric points to the history and updates the latest values. On
+/// Postgres a batch of up to 1000 points is one statement (a data-modifying
+/// CTE), so a `log-metric` costs one round trip for both tables.
 async fn insert_metrics(
     tx: &mut Transaction<'static, Any>,
+    dialect: Dialect,
     run_key: i64,
     metrics: &[super::MetricPoint],
 ) -> Result<(), ApiError> {
-    for chunk in metrics.chunks(INSERT_CHUNK / 2) {
-        let mut sql = SqlBuilder::new();
-        sql.push(
-            "INSERT INTO metrics (run_key, key, step, timestamp, value, is_nan, model_id, dataset_name, dataset_digest) VALUES ",
-        );
-        for (i, m) in chunk.iter().enumerate() {
-            if i > 0 {
-                sql.push(", ");
-            }
-            let values = [
-                sql.bind(Arg::I64(run_key)),
-                sql.bind(Arg::Str(m.key.clone())),
-                sql.bind(Arg::I64(m.step)),
-                sql.bind(Arg::I64(m.timestamp)),
-                sql.bind(Arg::F64(m.value)),
-                sql.bind(Arg::I64(i64::from(m.is_nan))),
-                sql.bind(Arg::OptStr(m.model_id.clone())),
-                sql.bind(Arg::OptStr(m.dataset_name.clone())),
-                sql.bind(Arg::OptStr(m.dataset_digest.clone())),
-            ];
-            sql.push(&format!("({})", values.join(", ")));
-        }
-        sql.push(" ON CONFLICT DO NOTHING");
-        sql.execute(&mut **tx).await?;
-    }
     // The newest point per key in this batch, by (step, timestamp, value).
-    let mut latest: BTreeMap<&str, &super::MetricPoint> = BTreeMap::new();
+    let mut newest: BTreeMap<&str, &super::MetricPoint> = BTreeMap::new();
     for m in metrics {
-        let newer = latest.get(m.key.as_str()).is_none_or(|cur| {
+        let newer = newest.get(m.key.as_str()).is_none_or(|cur| {
             (m.step, m.timestamp) > (cur.step, cur.timestamp)
                 || ((m.step, m.timestamp) == (cur.step, cur.timestamp) && m.value > cur.value)
         });
         if newer {
-            latest.insert(&m.key, m);
+            newest.insert(&m.key, m);
         }
     }
-    let latest: Vec<&super::MetricPoint> = latest.into_values().collect();
-    for chunk in latest.chunks(INSERT_CHUNK / 2) {
+    let latest: Vec<&super::MetricPoint> = newest.into_values().collect();
+    let points: Vec<&super::MetricPoint> = metrics.iter().collect();
+    if dialect == Dialect::Postgres && points.len() <= METRIC_CHUNK {
         let mut sql = SqlBuilder::new();
-        sql.push(
-            "INSERT INTO latest_metrics (run_key, key, step, timestamp, value, is_nan) VALUES ",
-        );
-        for (i, m) in chunk.iter().enumerate() {
-            if i > 0 {
-                sql.push(", ");
-            }
-            let values = [
-                sql.bind(Arg::I64(run_key)),
-                sql.bind(Arg::Str(m.key.clone())),
-                sql.bind(Arg::I64(m.step)),
-                sql.bind(Arg::I64(m.timestamp)),
-                sql.bind(Arg::F64(m.value)),
-                sql.bind(Arg::I64(i64::from(m.is_nan))),
-            ];
-            sql.push(&format!("({})", values.join(", ")));
-        }
-        sql.push(
-            " ON CONFLICT (run_key, key) DO UPDATE SET step = excluded.step, timestamp = excluded.timestamp, \
-             value = excluded.value, is_nan = excluded.is_nan \
-             WHERE excluded.step > latest_metrics.step \
-             OR (excluded.step = latest_metrics.step AND excluded.timestamp > latest_metrics.timestamp) \
-             OR (excluded.step = latest_metrics.step AND excluded.timestamp = latest_metrics.timestamp \
-                 AND excluded.value > latest_metrics.value)",
-        );
+        sql.push("WITH appended AS (");
+        push_metrics_insert(&mut sql, run_key, &points);
+        sql.push(") ");
+        push_latest_upsert(&mut sql, run_key, &latest);
+        sql.execute(&mut **tx).await?;
+        return Ok(());
+    }
+    for chunk in points.chunks(METRIC_CHUNK) {
+        let mut sql = SqlBuilder::new();
+        push_metrics_insert(&mut sql, run_key, chunk);
+        sql.execute(&mut **tx).await?;
+    }
+    for chunk in latest.chunks(METRIC_CHUNK) {
+        let mut sql = SqlBuilder::new();
+        push_latest_upsert(&mut sql, run_key, chunk);
         sql.execute(&mut **tx).await?;
     }
     Ok(())
@@ -973,7 +998,7 @@ impl TrackingStore for SqlTrackingStore {
             upsert_run_tags(&mut tx, run_key, &batch.tags, true).await?;
         }
         if !batch.metrics.is_empty() {
-            insert_metrics(&mut tx, run_key, &batch.metrics).await?;
+            insert_metrics(&mut tx, self.db.dialect, run_key, &batch.metrics).await?;
         }
         tx.commit().await.map_err(db_error)
     }
