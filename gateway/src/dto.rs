@@ -103,18 +103,76 @@ pub fn experiment(experiment: &pb::Experiment) -> Value {
     Value::Object(map)
 }
 
+/// A metric as MLflow's JSON, serialized directly (no intermediate `Value`
+/// tree): history reads return hundreds of thousands of these.
+pub struct MetricJson<'a> {
+    /// The metric.
+    pub metric: &'a pb::Metric,
+    /// Include `run_id` (bulk reads) or not (single-run history).
+    pub with_run_id: bool,
+}
+
+impl serde::Serialize for MetricJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let m = self.metric;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("key", &m.key)?;
+        if m.value.is_finite() {
+            map.serialize_entry("value", &m.value)?;
+        } else {
+            map.serialize_entry("value", &double(m.value))?;
+        }
+        map.serialize_entry("timestamp", &m.timestamp)?;
+        map.serialize_entry("step", &m.step)?;
+        for (name, value) in [
+            ("dataset_name", &m.dataset_name),
+            ("dataset_digest", &m.dataset_digest),
+            ("model_id", &m.model_id),
+        ] {
+            if !value.is_empty() {
+                map.serialize_entry(name, value)?;
+            }
+        }
+        if self.with_run_id && !m.run_id.is_empty() {
+            map.serialize_entry("run_id", &m.run_id)?;
+        }
+        map.end()
+    }
+}
+
 /// Metric JSON (with `run_id` when set).
 pub fn metric(metric: &pb::Metric) -> Value {
-    let mut map = Json::new();
-    map.insert("key".into(), json!(metric.key));
-    map.insert("value".into(), double(metric.value));
-    map.insert("timestamp".into(), json!(metric.timestamp));
-    map.insert("step".into(), json!(metric.step));
-    put_str(&mut map, "dataset_name", &metric.dataset_name);
-    put_str(&mut map, "dataset_digest", &metric.dataset_digest);
-    put_str(&mut map, "model_id", &metric.model_id);
-    put_str(&mut map, "run_id", &metric.run_id);
-    Value::Object(map)
+    serde_json::to_value(MetricJson {
+        metric,
+        with_run_id: true,
+    })
+    .unwrap_or(Value::Null)
+}
+
+/// `{"metrics": [...], "next_page_token"?: ...}` for history reads, or `{}`
+/// when there are no points.
+pub fn metrics_page(metrics: &[pb::Metric], with_run_id: bool, token: &str) -> String {
+    #[derive(serde::Serialize)]
+    struct Page<'a> {
+        metrics: Vec<MetricJson<'a>>,
+        #[serde(skip_serializing_if = "str::is_empty")]
+        next_page_token: &'a str,
+    }
+    if metrics.is_empty() && token.is_empty() {
+        return "{}".to_string();
+    }
+    let page = Page {
+        metrics: metrics
+            .iter()
+            .map(|metric| MetricJson {
+                metric,
+                with_run_id,
+            })
+            .collect(),
+        next_page_token: token,
+    };
+    serde_json::to_string(&page).unwrap_or_else(|_| "{}".to_string())
 }
 
 /// RunInfo JSON (`run_uuid` duplicated as MLflow does).

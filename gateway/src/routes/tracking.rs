@@ -384,11 +384,8 @@ async fn get_metric_history(
     let request = dto::get_metric_history(&p)?;
     if request.max_results > 0 {
         let response = s.tracking.get_metric_history(&ctx, request).await?;
-        let mut body = json!({});
-        if !response.metrics.is_empty() {
-            body["metrics"] = response.metrics.iter().map(history_point).collect();
-        }
-        return Ok(Json(dto::with_token(body, &response.next_page_token)).into_response());
+        let body = dto::metrics_page(&response.metrics, false, &response.next_page_token);
+        return Ok(json_text(body));
     }
     // No max_results: MLflow returns every point. Page through the tracking API
     // and stream the JSON out, so memory stays bounded however long the history.
@@ -420,11 +417,12 @@ async fn get_metric_history(
         .into_response())
 }
 
-fn history_point(metric: &pb::Metric) -> Value {
-    dto::metric(&pb::Metric {
-        run_id: String::new(),
-        ..metric.clone()
-    })
+fn json_text(body: String) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
 }
 
 struct HistoryStream {
@@ -443,12 +441,16 @@ async fn next_history_chunk(
     let mut chunk = String::new();
     chunk.push_str(if state.opened { "," } else { "{\"metrics\": [" });
     state.opened = true;
-    let points: Vec<String> = page
-        .metrics
-        .iter()
-        .map(|m| history_point(m).to_string())
-        .collect();
-    chunk.push_str(&points.join(","));
+    for (index, metric) in page.metrics.iter().enumerate() {
+        if index > 0 {
+            chunk.push(',');
+        }
+        let point = dto::MetricJson {
+            metric,
+            with_run_id: false,
+        };
+        chunk.push_str(&serde_json::to_string(&point).unwrap_or_default());
+    }
     if page.next_page_token.is_empty() {
         chunk.push_str("]}");
         return Some((Ok(chunk), state));
@@ -478,13 +480,16 @@ async fn get_metric_history_bulk_interval(
     State(s): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
     p: Params,
-) -> Reply {
+) -> Result<Response, GatewayError> {
     let response = s
         .tracking
         .get_metric_history_bulk_interval(&ctx, dto::get_metric_history_bulk_interval(&p)?)
         .await?;
-    let metrics: Vec<Value> = response.metrics.iter().map(dto::metric).collect();
-    Ok(Json(json!({"metrics": metrics})))
+    let mut body = dto::metrics_page(&response.metrics, true, "");
+    if response.metrics.is_empty() {
+        body = r#"{"metrics": []}"#.to_string();
+    }
+    Ok(json_text(body))
 }
 
 /// The UI's full-history read for several runs (`run_id` repeated).
@@ -492,7 +497,7 @@ async fn get_metric_history_bulk(
     State(s): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
     p: Params,
-) -> Reply {
+) -> Result<Response, GatewayError> {
     let run_ids = p.str_list("run_id")?;
     if run_ids.is_empty() || run_ids.len() > 100 {
         return Err(GatewayError::invalid(
@@ -510,12 +515,13 @@ async fn get_metric_history_bulk(
             max_results,
         };
         let response = s.tracking.get_metric_history(&ctx, request).await?;
-        metrics.extend(response.metrics.iter().map(|m| {
-            dto::metric(&pb::Metric {
-                run_id: run_id.clone(),
-                ..m.clone()
-            })
+        metrics.extend(response.metrics.into_iter().map(|metric| pb::Metric {
+            run_id: run_id.clone(),
+            ..metric
         }));
     }
-    Ok(Json(json!({"metrics": metrics})))
+    if metrics.is_empty() {
+        return Ok(json_text(r#"{"metrics": []}"#.to_string()));
+    }
+    Ok(json_text(dto::metrics_page(&metrics, true, "")))
 }
