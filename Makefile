@@ -24,8 +24,8 @@ release: ## Release build of the quiver binary
 
 test: build lint-proto test-rust test-python test-python-split test-mlflow2 ## Everything: proto lint, Rust tests on SQLite+Postgres, then the real mlflow client (3.x and 2.x)
 
-test-rust: ## Unit, conformance (SQLite, Postgres, gRPC), gateway and end-to-end tests
-	scripts/with-postgres.sh $(CARGO) test --workspace --no-fail-fast
+test-rust: $(VENV)/.installed ## Unit, conformance (SQLite, Postgres, S3 via moto, gRPC), gateway and end-to-end tests
+	scripts/with-postgres.sh scripts/with-s3.sh $(CARGO) test --workspace --no-fail-fast
 
 $(VENV)/.installed: tests/python/requirements.txt
 	python3 -m venv $(VENV)
@@ -37,12 +37,12 @@ $(VENV2)/.installed: tests/python/requirements-mlflow2.txt
 	$(VENV2)/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements-mlflow2.txt
 	touch $@
 
-test-python: $(VENV)/.installed ## The stock mlflow 3.x client against `quiver run --services all`
-	QUIVER_BIN=$(CURDIR)/target/debug/quiver $(VENV)/bin/pytest tests/python -q
+test-python: $(VENV)/.installed ## The stock mlflow 3.x client against `quiver run --services all` (+ an S3 artifact root on moto)
+	scripts/with-s3.sh env QUIVER_BIN=$(CURDIR)/target/debug/quiver $(VENV)/bin/pytest tests/python -q
 
-test-python-split: $(VENV)/.installed ## The same suite against gateway + tracking as two processes (gRPC between) on Postgres
-	scripts/with-postgres.sh bash -c 'QUIVER_BIN=$(CURDIR)/target/debug/quiver QUIVER_TEST_TOPOLOGY=split \
-	  QUIVER_EXTRA_ARGS="--database-url $$QUIVER_TEST_PG_URL" $(VENV)/bin/pytest tests/python -q' 
+test-python-split: $(VENV)/.installed ## The same suite against tracking, artifacts and gateway as three processes (gRPC between) on Postgres
+	scripts/with-postgres.sh scripts/with-s3.sh bash -c 'QUIVER_BIN=$(CURDIR)/target/debug/quiver QUIVER_TEST_TOPOLOGY=split \
+	  QUIVER_EXTRA_ARGS="--database-url $$QUIVER_TEST_PG_URL" $(VENV)/bin/pytest tests/python -q -m "not slow"' 
 
 test-mlflow2: $(VENV2)/.installed ## An mlflow 2.22 client against Quiver
 	QUIVER_BIN=$(CURDIR)/target/debug/quiver $(VENV2)/bin/pytest tests/python/mlflow2 -q

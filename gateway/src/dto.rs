@@ -466,3 +466,152 @@ pub fn get_metric_history_bulk_interval(
         max_results: p.opt_i32("max_results")?.unwrap_or(0),
     })
 }
+
+// ---- logged models (MLflow 3) ----------------------------------------------
+
+/// MLflow's name of a logged model status.
+pub fn logged_model_status(status: i32) -> &'static str {
+    match pb::LoggedModelStatus::try_from(status) {
+        Ok(pb::LoggedModelStatus::Pending) => "LOGGED_MODEL_PENDING",
+        Ok(pb::LoggedModelStatus::Ready) => "LOGGED_MODEL_READY",
+        Ok(pb::LoggedModelStatus::UploadFailed) => "LOGGED_MODEL_UPLOAD_FAILED",
+        _ => "LOGGED_MODEL_STATUS_UNSPECIFIED",
+    }
+}
+
+/// Parses MLflow's name of a logged model status.
+pub fn logged_model_status_by_name(name: &str) -> Option<i32> {
+    let status = match name {
+        "LOGGED_MODEL_STATUS_UNSPECIFIED" => pb::LoggedModelStatus::Unspecified,
+        "LOGGED_MODEL_PENDING" => pb::LoggedModelStatus::Pending,
+        "LOGGED_MODEL_READY" => pb::LoggedModelStatus::Ready,
+        "LOGGED_MODEL_UPLOAD_FAILED" => pb::LoggedModelStatus::UploadFailed,
+        _ => return None,
+    };
+    Some(status as i32)
+}
+
+/// LoggedModel JSON: `{info, data}` (unset fields omitted, int64 as numbers).
+pub fn logged_model(model: &pb::LoggedModel) -> Value {
+    let info = model.info.clone().unwrap_or_default();
+    let data = model.data.clone().unwrap_or_default();
+    let mut map = Json::new();
+    put_str(&mut map, "model_id", &info.model_id);
+    put_str(&mut map, "experiment_id", &info.experiment_id);
+    put_str(&mut map, "name", &info.name);
+    map.insert(
+        "creation_timestamp_ms".into(),
+        json!(info.creation_timestamp_ms),
+    );
+    map.insert(
+        "last_updated_timestamp_ms".into(),
+        json!(info.last_updated_timestamp_ms),
+    );
+    put_str(&mut map, "artifact_uri", &info.artifact_uri);
+    map.insert("status".into(), json!(logged_model_status(info.status)));
+    if let Some(creator_id) = info.creator_id {
+        map.insert("creator_id".into(), json!(creator_id));
+    }
+    put_str(&mut map, "model_type", &info.model_type);
+    put_str(&mut map, "source_run_id", &info.source_run_id);
+    put_str(&mut map, "status_message", &info.status_message);
+    put_list(&mut map, "tags", key_values(&info.tags));
+    let registrations = info
+        .registrations
+        .iter()
+        .map(|r| json!({"name": r.name, "version": r.version}))
+        .collect();
+    put_list(&mut map, "registrations", registrations);
+    let mut data_map = Json::new();
+    put_list(&mut data_map, "params", key_values(&data.params));
+    put_list(
+        &mut data_map,
+        "metrics",
+        data.metrics.iter().map(metric).collect(),
+    );
+    json!({"info": Value::Object(map), "data": Value::Object(data_map)})
+}
+
+/// CreateLoggedModel.
+pub fn create_logged_model(p: &Params) -> Result<pb::CreateLoggedModelRequest, GatewayError> {
+    Ok(pb::CreateLoggedModelRequest {
+        experiment_id: p.required_str("experiment_id")?,
+        name: p.str_or_empty("name")?,
+        model_type: p.str_or_empty("model_type")?,
+        source_run_id: p.str_or_empty("source_run_id")?,
+        params: key_value_list(p, "params", false)?,
+        tags: key_value_list(p, "tags", false)?,
+    })
+}
+
+/// FinalizeLoggedModel (`status` by name; the model id comes from the path).
+pub fn finalize_logged_model(
+    p: &Params,
+    model_id: String,
+) -> Result<pb::FinalizeLoggedModelRequest, GatewayError> {
+    let status = p
+        .opt_enum("status", logged_model_status_by_name)?
+        .filter(|status| pb::LoggedModelStatus::try_from(*status).is_ok())
+        .ok_or_else(|| {
+            GatewayError::invalid(
+                "Missing value for required parameter 'status'. See the API docs for more information about request parameters.",
+            )
+        })?;
+    Ok(pb::FinalizeLoggedModelRequest { model_id, status })
+}
+
+/// SetLoggedModelTags.
+pub fn set_logged_model_tags(
+    p: &Params,
+    model_id: String,
+) -> Result<pb::SetLoggedModelTagsRequest, GatewayError> {
+    Ok(pb::SetLoggedModelTagsRequest {
+        model_id,
+        tags: key_value_list(p, "tags", false)?,
+    })
+}
+
+/// LogLoggedModelParams.
+pub fn log_logged_model_params(
+    p: &Params,
+    model_id: String,
+) -> Result<pb::LogLoggedModelParamsRequest, GatewayError> {
+    Ok(pb::LogLoggedModelParamsRequest {
+        model_id,
+        params: key_value_list(p, "params", false)?,
+    })
+}
+
+/// SearchLoggedModels (`order_by` is a list of objects).
+pub fn search_logged_models(p: &Params) -> Result<pb::SearchLoggedModelsRequest, GatewayError> {
+    let datasets = p
+        .objects("datasets")?
+        .iter()
+        .map(|d| {
+            Ok(pb::LoggedModelDatasetFilter {
+                dataset_name: d.str_or_empty("dataset_name")?,
+                dataset_digest: d.str_or_empty("dataset_digest")?,
+            })
+        })
+        .collect::<Result<_, GatewayError>>()?;
+    let order_by = p
+        .objects("order_by")?
+        .iter()
+        .map(|o| {
+            Ok(pb::LoggedModelOrderBy {
+                field_name: o.required_str("field_name")?,
+                ascending: o.opt_bool("ascending")?,
+                dataset_name: o.str_or_empty("dataset_name")?,
+                dataset_digest: o.str_or_empty("dataset_digest")?,
+            })
+        })
+        .collect::<Result<_, GatewayError>>()?;
+    Ok(pb::SearchLoggedModelsRequest {
+        experiment_ids: p.str_list("experiment_ids")?,
+        filter: p.str_or_empty("filter")?,
+        datasets,
+        max_results: p.opt_i32("max_results")?.unwrap_or(0),
+        order_by,
+        page_token: p.str_or_empty("page_token")?,
+    })
+}

@@ -16,6 +16,7 @@ use axum::http::Uri;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use quiver_artifacts::ArtifactsApi;
 use quiver_common::{Namespace, RequestContext};
 use quiver_tracking::TrackingApi;
 use tokio::net::TcpListener;
@@ -32,6 +33,8 @@ pub const WORKSPACE_HEADER: &str = "x-mlflow-workspace";
 pub struct AppState {
     /// The tracking service (in-process or remote).
     pub tracking: Arc<dyn TrackingApi>,
+    /// The artifacts service (in-process or remote).
+    pub artifacts: Arc<dyn ArtifactsApi>,
     /// Largest request body, in bytes.
     pub max_body_bytes: usize,
     /// Per-request timeout (answered with 504 DEADLINE_EXCEEDED-style JSON).
@@ -42,10 +45,16 @@ pub struct AppState {
 /// `/ajax-api/2.0/mlflow`, misc endpoints, JSON 404/405, and the namespace
 /// layer that runs before routing.
 pub fn app(state: AppState) -> Router {
-    let mlflow = routes::tracking::routes();
+    let mlflow = routes::tracking::routes()
+        .merge(routes::artifacts::tracking_routes())
+        .merge(routes::logged_models::routes());
+    let proxy = routes::artifacts::proxy_routes();
     let router = Router::new()
         .nest("/api/2.0/mlflow", mlflow.clone())
         .nest("/ajax-api/2.0/mlflow", mlflow)
+        .nest("/api/2.0/mlflow-artifacts", proxy.clone())
+        .nest("/ajax-api/2.0/mlflow-artifacts", proxy)
+        .route("/get-artifact", get(routes::artifacts::get_run_artifact))
         .route("/health", get(routes::misc::health))
         .route("/version", get(routes::misc::version))
         .route(

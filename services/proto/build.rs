@@ -10,6 +10,7 @@ fn main() {
     let files = [
         "quiver/common/v1/common.proto",
         "quiver/tracking/v1/tracking.proto",
+        "quiver/artifacts/v1/artifacts.proto",
     ];
     for file in &files {
         println!("cargo:rerun-if-changed={}", proto_root.join(file).display());
@@ -21,6 +22,7 @@ fn main() {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        .bytes(".")
         .compile_fds(fds)
         .expect("code generated");
 }

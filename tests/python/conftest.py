@@ -7,8 +7,9 @@ Which server is chosen by environment variables:
   as ``quiver run --services all --data-dir <tmp> --http-addr 127.0.0.1:<port>
   --grpc-addr 127.0.0.1:<port>`` (+ ``$QUIVER_EXTRA_ARGS``, shell-split) and wait for
   ``GET /health`` == 200.
-* ``QUIVER_TEST_TOPOLOGY=split``: the same binary as two processes, ``--services tracking``
-  and ``--services gateway --tracking-endpoint ...`` (gRPC between them).
+* ``QUIVER_TEST_TOPOLOGY=split``: the same binary as three processes, ``--services
+  tracking``, ``--services artifacts`` and ``--services gateway --tracking-endpoint ...
+  --artifacts-endpoint ...`` (gRPC between them).
 * ``QUIVER_TEST_URL=http://host:port``: use an already running server (not started/stopped
   here).
 * ``QUIVER_TEST_REFERENCE=mlflow``: spawn the real ``mlflow server`` (sqlite backend,
@@ -253,14 +254,23 @@ def server_url(tmp_path_factory):
 
     servers = []
     if not REFERENCE_MODE and SPLIT_TOPOLOGY:
-        # Two processes: tracking (gRPC only) and a gateway that reaches it over gRPC.
+        # Three processes: tracking and artifacts (gRPC only) and a gateway that
+        # reaches both over gRPC.
         tracking_argv = [a for a in argv if a not in ("--http-addr", f"127.0.0.1:{http_port}")]
         tracking_argv[tracking_argv.index("all")] = "tracking"
         servers.append(_Server(tracking_argv, workdir / "tracking.log", cwd=workdir, env=env))
+        artifacts_port = _free_port()
+        artifacts_argv = [
+            binary, "run", "--services", "artifacts",
+            "--data-dir", str(workdir / "data"),
+            "--grpc-addr", f"127.0.0.1:{artifacts_port}",
+        ]
+        servers.append(_Server(artifacts_argv, workdir / "artifacts.log", cwd=workdir, env=env))
         gateway_argv = [
             binary, "run", "--services", "gateway",
             "--http-addr", f"127.0.0.1:{http_port}",
             "--tracking-endpoint", f"http://127.0.0.1:{grpc_port}",
+            "--artifacts-endpoint", f"http://127.0.0.1:{artifacts_port}",
         ]
         servers.append(_Server(gateway_argv, workdir / "gateway.log", cwd=workdir, env=env))
     else:

@@ -149,6 +149,103 @@ pub async fn tracking_api(backend: Backend) -> (Arc<dyn TrackingApi>, Guard) {
     }
 }
 
+/// Where a test's artifacts API runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArtifactBackend {
+    /// In-process over a local directory.
+    Local,
+    /// In-process over object_store's in-memory store.
+    Memory,
+    /// In-process over a real S3-compatible server (`QUIVER_TEST_S3_ENDPOINT`).
+    S3,
+    /// gRPC client -> gRPC server -> service over a local directory.
+    GrpcLocal,
+}
+
+/// Keeps an artifacts test's resources alive.
+pub struct ArtifactsGuard {
+    /// The local root directory, when there is one.
+    pub dir: Option<tempfile::TempDir>,
+    _shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// The S3 endpoint of the test's S3-compatible server.
+pub fn s3_endpoint() -> String {
+    std::env::var("QUIVER_TEST_S3_ENDPOINT").unwrap_or_else(|_| {
+        panic!(
+            "QUIVER_TEST_S3_ENDPOINT is not set: run the tests through `make test` \
+             (scripts/with-s3.sh starts a throwaway S3-compatible server)"
+        )
+    })
+}
+
+/// Opens an S3 artifact root in a fresh bucket prefix of the test server.
+pub fn s3_root() -> quiver_artifacts::storage::ArtifactRoot {
+    let mut options = std::collections::BTreeMap::new();
+    options.insert("aws_endpoint".to_string(), s3_endpoint());
+    options.insert("aws_allow_http".to_string(), "true".to_string());
+    options.insert("aws_region".to_string(), "us-east-1".to_string());
+    options.insert("aws_access_key_id".to_string(), "test".to_string());
+    options.insert("aws_secret_access_key".to_string(), "test".to_string());
+    options.insert(
+        "aws_virtual_hosted_style_request".to_string(),
+        "false".to_string(),
+    );
+    let url = format!("s3://quiver-test/{}", uuid::Uuid::new_v4().simple());
+    quiver_artifacts::storage::open(&url, &options).expect("open s3 root")
+}
+
+/// Returns the artifacts API on `backend`.
+pub async fn artifacts_api(
+    backend: ArtifactBackend,
+) -> (Arc<dyn quiver_artifacts::ArtifactsApi>, ArtifactsGuard) {
+    use quiver_artifacts::grpc::{ArtifactsGrpcClient, ArtifactsGrpcServer};
+    use quiver_artifacts::{ArtifactsService, storage};
+    let empty = std::collections::BTreeMap::new();
+    let (root, dir) = match backend {
+        ArtifactBackend::Local | ArtifactBackend::GrpcLocal => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let root = storage::open(dir.path().to_str().expect("utf-8"), &empty).expect("open");
+            (root, Some(dir))
+        }
+        ArtifactBackend::Memory => (storage::open("memory:///", &empty).expect("open"), None),
+        ArtifactBackend::S3 => (s3_root(), None),
+    };
+    let service: Arc<dyn quiver_artifacts::ArtifactsApi> = Arc::new(ArtifactsService::new(root));
+    if backend != ArtifactBackend::GrpcLocal {
+        return (
+            service,
+            ArtifactsGuard {
+                dir,
+                _shutdown: None,
+            },
+        );
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let routes = tonic::service::Routes::new(ArtifactsGrpcServer::new(service).into_service());
+    tokio::spawn(async move {
+        let _ = quiver_common::grpc::serve(
+            listener,
+            routes,
+            &["quiver.artifacts.v1.ArtifactsService"],
+            async {
+                let _ = rx.await;
+            },
+        )
+        .await;
+    });
+    let client = ArtifactsGrpcClient::connect_lazy(&format!("http://{address}")).expect("client");
+    (
+        Arc::new(client),
+        ArtifactsGuard {
+            dir,
+            _shutdown: Some(tx),
+        },
+    )
+}
+
 /// Returns a free loopback port.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -32,9 +32,9 @@ pub async fn server_info() -> Json<serde_json::Value> {
         "server": "quiver",
         "quiver_version": env!("CARGO_PKG_VERSION"),
         "workspaces_enabled": true,
-        "multipart_uploads_enabled": false,
+        "multipart_uploads_enabled": true,
         "multipart_downloads_enabled": false,
-        "artifact_serving_enabled": false,
+        "artifact_serving_enabled": true,
         "artifacts_presigned_only": false,
     }))
 }

@@ -213,13 +213,15 @@ impl From<tonic::Status> for ApiError {
             .and_then(|info| ErrorCode::from_mlflow_name(&info.reason));
         match from_details {
             Some(code) => ApiError::new(code, status.message()),
+            // Without Quiver's error details the status did not come from a
+            // Quiver service but from the transport (connection reset, peer
+            // gone, proxy): a retryable unavailability, not a server bug.
             None => {
                 let code = ErrorCode::from_grpc_code(status.code());
                 match code {
-                    ErrorCode::TemporarilyUnavailable | ErrorCode::DeadlineExceeded => {
-                        ApiError::unavailable(status.message())
-                    }
-                    ErrorCode::InternalError => ApiError::internal(status.message()),
+                    ErrorCode::TemporarilyUnavailable
+                    | ErrorCode::DeadlineExceeded
+                    | ErrorCode::InternalError => ApiError::unavailable(status.message()),
                     _ => ApiError::new(code, status.message()),
                 }
             }
@@ -269,5 +271,10 @@ mod tests {
         let error: ApiError = tonic::Status::not_found("gone").into();
         assert_eq!(error.code, ErrorCode::ResourceDoesNotExist);
         assert_eq!(error.message, "gone");
+        // Transport failures (no Quiver details) are retryable, not 500s.
+        let error: ApiError = tonic::Status::internal("h2 protocol error").into();
+        assert_eq!(error.code, ErrorCode::TemporarilyUnavailable);
+        let error: ApiError = tonic::Status::unknown("connection reset").into();
+        assert_eq!(error.code, ErrorCode::TemporarilyUnavailable);
     }
 }

@@ -13,5 +13,11 @@ pub mod tracking {
     }
 }
 
+pub mod artifacts {
+    pub mod v1 {
+        tonic::include_proto!("quiver.artifacts.v1");
+    }
+}
+
 /// The encoded `FileDescriptorSet` of every Quiver proto, for gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("quiver_descriptor");

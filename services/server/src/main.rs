@@ -34,7 +34,7 @@ struct Cli {
 enum Command {
     /// Runs the selected roles until SIGTERM or Ctrl-C.
     Run {
-        /// Comma-separated roles: all, tracking, gateway.
+        /// Comma-separated roles: all, tracking, artifacts, gateway.
         #[arg(long, default_value = "all", value_delimiter = ',')]
         services: Vec<String>,
         /// HTTP listen address; overrides server.http_addr.
@@ -46,6 +46,12 @@ enum Command {
         /// Remote tracking gRPC endpoint for a gateway-only process.
         #[arg(long)]
         tracking_endpoint: Option<String>,
+        /// Remote artifacts gRPC endpoint for a gateway-only process.
+        #[arg(long)]
+        artifacts_endpoint: Option<String>,
+        /// Artifact root URL; overrides artifacts.root.
+        #[arg(long)]
+        artifacts_root: Option<String>,
     },
     /// Applies pending database migrations and exits.
     Migrate,
@@ -78,6 +84,8 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
         http_addr,
         grpc_addr,
         tracking_endpoint,
+        artifacts_endpoint,
+        artifacts_root,
         ..
     } = &cli.command
     {
@@ -89,6 +97,12 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
         }
         if let Some(endpoint) = tracking_endpoint {
             config.remote.tracking_endpoint = endpoint.clone();
+        }
+        if let Some(endpoint) = artifacts_endpoint {
+            config.remote.artifacts_endpoint = endpoint.clone();
+        }
+        if let Some(root) = artifacts_root {
+            config.artifacts.root = root.clone();
         }
     }
     Ok(config)

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use quiver_artifacts::grpc::{ArtifactsGrpcClient, ArtifactsGrpcServer};
+use quiver_artifacts::{ArtifactsApi, ArtifactsService};
 use quiver_common::config::Config;
 use quiver_common::db::{Database, PoolSettings};
 use quiver_gateway::AppState;
@@ -18,6 +20,7 @@ use tokio::sync::watch;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Roles {
     pub tracking: bool,
+    pub artifacts: bool,
     pub gateway: bool,
 }
 
@@ -25,20 +28,25 @@ impl Roles {
     pub fn parse(names: &[String]) -> anyhow::Result<Roles> {
         let mut roles = Roles {
             tracking: false,
+            artifacts: false,
             gateway: false,
         };
         for name in names {
             match name.trim() {
                 "all" => {
                     roles.tracking = true;
+                    roles.artifacts = true;
                     roles.gateway = true;
                 }
                 "tracking" => roles.tracking = true,
+                "artifacts" => roles.artifacts = true,
                 "gateway" => roles.gateway = true,
-                other => bail!("unknown service '{other}' (expected all, tracking or gateway)"),
+                other => bail!(
+                    "unknown service '{other}' (expected all, tracking, artifacts or gateway)"
+                ),
             }
         }
-        if !roles.tracking && !roles.gateway {
+        if !roles.tracking && !roles.artifacts && !roles.gateway {
             bail!("no service selected");
         }
         Ok(roles)
@@ -127,24 +135,41 @@ pub async fn run(config: Config, roles: Roles) -> anyhow::Result<()> {
         )
     };
 
+    let artifacts: Arc<dyn ArtifactsApi> = if roles.artifacts {
+        let root =
+            quiver_artifacts::storage::open(&config.artifacts_root(), &config.artifacts.options)
+                .map_err(|error| anyhow::anyhow!(error))
+                .context("opening the artifact root")?;
+        tracing::info!(root = %root.url, "artifact root");
+        Arc::new(ArtifactsService::new(root))
+    } else {
+        Arc::new(
+            ArtifactsGrpcClient::connect_lazy(&config.remote.artifacts_endpoint)
+                .context("creating the artifacts client")?,
+        )
+    };
+
     let mut tasks = tokio::task::JoinSet::new();
-    if roles.tracking {
+    if roles.tracking || roles.artifacts {
         let listener = TcpListener::bind(&config.server.grpc_addr)
             .await
             .with_context(|| format!("binding gRPC address {}", config.server.grpc_addr))?;
         let address = listener.local_addr()?;
-        let routes =
-            tonic::service::Routes::new(TrackingGrpcServer::new(tracking.clone()).into_service());
+        let mut routes = tonic::service::Routes::default();
+        let mut names: Vec<&'static str> = Vec::new();
+        if roles.tracking {
+            routes = routes.add_service(TrackingGrpcServer::new(tracking.clone()).into_service());
+            names.push("quiver.tracking.v1.TrackingService");
+        }
+        if roles.artifacts {
+            routes = routes.add_service(ArtifactsGrpcServer::new(artifacts.clone()).into_service());
+            names.push("quiver.artifacts.v1.ArtifactsService");
+        }
         let stop = wait_for(signal.clone());
         tasks.spawn(async move {
-            quiver_common::grpc::serve(
-                listener,
-                routes,
-                &["quiver.tracking.v1.TrackingService"],
-                stop,
-            )
-            .await
-            .context("gRPC server")
+            quiver_common::grpc::serve(listener, routes, &names, stop)
+                .await
+                .context("gRPC server")
         });
         tracing::info!(%address, "gRPC services listening");
     }
@@ -155,6 +180,7 @@ pub async fn run(config: Config, roles: Roles) -> anyhow::Result<()> {
         let address = listener.local_addr()?;
         let app = quiver_gateway::app(AppState {
             tracking: tracking.clone(),
+            artifacts: artifacts.clone(),
             max_body_bytes: config.gateway.max_body_bytes,
             request_timeout: Duration::from_secs(config.gateway.request_timeout_seconds),
         });

@@ -165,4 +165,52 @@ pub trait TrackingApi: Send + Sync + 'static {
         ctx: &RequestContext,
         request: pb::SearchDatasetsRequest,
     ) -> Result<pb::SearchDatasetsResponse, ApiError>;
+    /// Creates a logged model (status PENDING) in an active experiment.
+    async fn create_logged_model(
+        &self,
+        ctx: &RequestContext,
+        request: pb::CreateLoggedModelRequest,
+    ) -> Result<pb::CreateLoggedModelResponse, ApiError>;
+    /// Gets a logged model; deleted ones only with `allow_deleted`.
+    async fn get_logged_model(
+        &self,
+        ctx: &RequestContext,
+        request: pb::GetLoggedModelRequest,
+    ) -> Result<pb::GetLoggedModelResponse, ApiError>;
+    /// Sets a logged model's final status.
+    async fn finalize_logged_model(
+        &self,
+        ctx: &RequestContext,
+        request: pb::FinalizeLoggedModelRequest,
+    ) -> Result<pb::FinalizeLoggedModelResponse, ApiError>;
+    /// Soft-deletes a logged model.
+    async fn delete_logged_model(
+        &self,
+        ctx: &RequestContext,
+        request: pb::DeleteLoggedModelRequest,
+    ) -> Result<pb::DeleteLoggedModelResponse, ApiError>;
+    /// Sets logged model tags.
+    async fn set_logged_model_tags(
+        &self,
+        ctx: &RequestContext,
+        request: pb::SetLoggedModelTagsRequest,
+    ) -> Result<pb::SetLoggedModelTagsResponse, ApiError>;
+    /// Deletes a logged model tag.
+    async fn delete_logged_model_tag(
+        &self,
+        ctx: &RequestContext,
+        request: pb::DeleteLoggedModelTagRequest,
+    ) -> Result<pb::DeleteLoggedModelTagResponse, ApiError>;
+    /// Logs logged model params.
+    async fn log_logged_model_params(
+        &self,
+        ctx: &RequestContext,
+        request: pb::LogLoggedModelParamsRequest,
+    ) -> Result<pb::LogLoggedModelParamsResponse, ApiError>;
+    /// Searches logged models with MLflow's filter language.
+    async fn search_logged_models(
+        &self,
+        ctx: &RequestContext,
+        request: pb::SearchLoggedModelsRequest,
+    ) -> Result<pb::SearchLoggedModelsResponse, ApiError>;
 }

@@ -17,11 +17,21 @@ pub use api::TrackingApi;
 pub use service::TrackingService;
 
 /// The embedded migrations, per backend: (version, SQL).
-pub const POSTGRES_MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../migrations/postgres/0001_tracking.sql"))];
+pub const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/postgres/0001_tracking.sql")),
+    (
+        2,
+        include_str!("../migrations/postgres/0002_logged_models.sql"),
+    ),
+];
 /// The embedded migrations, per backend: (version, SQL).
-pub const SQLITE_MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../migrations/sqlite/0001_tracking.sql"))];
+pub const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/sqlite/0001_tracking.sql")),
+    (
+        2,
+        include_str!("../migrations/sqlite/0002_logged_models.sql"),
+    ),
+];
 
 /// Returns the migrations for a dialect.
 pub fn migrations(dialect: quiver_common::db::Dialect) -> &'static [(i64, &'static str)] {

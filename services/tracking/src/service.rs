@@ -20,6 +20,9 @@ use crate::store::{
 };
 use crate::validation::{self as v, missing};
 
+#[path = "logged_models.rs"]
+mod logged_models;
+
 /// Most run ids in one bulk-interval request.
 const MAX_BULK_RUNS: usize = 100;
 /// Largest bulk-interval `max_results`.
@@ -945,6 +948,78 @@ impl TrackingApi for TrackingService {
             .collect::<Result<Vec<_>, _>>()?;
         let dataset_summaries = self.store.search_datasets(namespace, &ids).await?;
         Ok(pb::SearchDatasetsResponse { dataset_summaries })
+    }
+
+    #[instrument(skip_all, name = "tracking.create_logged_model", fields(ns = %ctx.namespace))]
+    async fn create_logged_model(
+        &self,
+        ctx: &RequestContext,
+        request: pb::CreateLoggedModelRequest,
+    ) -> Result<pb::CreateLoggedModelResponse, ApiError> {
+        self.lm_create(ctx, request).await
+    }
+
+    #[instrument(skip_all, name = "tracking.get_logged_model", fields(ns = %ctx.namespace))]
+    async fn get_logged_model(
+        &self,
+        ctx: &RequestContext,
+        request: pb::GetLoggedModelRequest,
+    ) -> Result<pb::GetLoggedModelResponse, ApiError> {
+        self.lm_get(ctx, request).await
+    }
+
+    #[instrument(skip_all, name = "tracking.finalize_logged_model", fields(ns = %ctx.namespace))]
+    async fn finalize_logged_model(
+        &self,
+        ctx: &RequestContext,
+        request: pb::FinalizeLoggedModelRequest,
+    ) -> Result<pb::FinalizeLoggedModelResponse, ApiError> {
+        self.lm_finalize(ctx, request).await
+    }
+
+    #[instrument(skip_all, name = "tracking.delete_logged_model", fields(ns = %ctx.namespace))]
+    async fn delete_logged_model(
+        &self,
+        ctx: &RequestContext,
+        request: pb::DeleteLoggedModelRequest,
+    ) -> Result<pb::DeleteLoggedModelResponse, ApiError> {
+        self.lm_delete(ctx, request).await
+    }
+
+    #[instrument(skip_all, name = "tracking.set_logged_model_tags", fields(ns = %ctx.namespace))]
+    async fn set_logged_model_tags(
+        &self,
+        ctx: &RequestContext,
+        request: pb::SetLoggedModelTagsRequest,
+    ) -> Result<pb::SetLoggedModelTagsResponse, ApiError> {
+        self.lm_set_tags(ctx, request).await
+    }
+
+    #[instrument(skip_all, name = "tracking.delete_logged_model_tag", fields(ns = %ctx.namespace))]
+    async fn delete_logged_model_tag(
+        &self,
+        ctx: &RequestContext,
+        request: pb::DeleteLoggedModelTagRequest,
+    ) -> Result<pb::DeleteLoggedModelTagResponse, ApiError> {
+        self.lm_delete_tag(ctx, request).await
+    }
+
+    #[instrument(skip_all, name = "tracking.log_logged_model_params", fields(ns = %ctx.namespace))]
+    async fn log_logged_model_params(
+        &self,
+        ctx: &RequestContext,
+        request: pb::LogLoggedModelParamsRequest,
+    ) -> Result<pb::LogLoggedModelParamsResponse, ApiError> {
+        self.lm_log_params(ctx, request).await
+    }
+
+    #[instrument(skip_all, name = "tracking.search_logged_models", fields(ns = %ctx.namespace))]
+    async fn search_logged_models(
+        &self,
+        ctx: &RequestContext,
+        request: pb::SearchLoggedModelsRequest,
+    ) -> Result<pb::SearchLoggedModelsResponse, ApiError> {
+        self.lm_search(ctx, request).await
     }
 }
 

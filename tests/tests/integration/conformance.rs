@@ -10,6 +10,9 @@ use quiver_proto::common::v1::{KeyValue, ViewType};
 use quiver_proto::tracking::v1 as pb;
 use quiver_tracking::TrackingApi;
 
+mod logged_models;
+use logged_models::*;
+
 struct Env {
     api: Arc<dyn TrackingApi>,
     ctx: RequestContext,
@@ -979,6 +982,48 @@ pub async fn metrics_history_and_latest(backend: Backend) {
         env.metric(&run, "bad*", 1.0, 1, 0).await,
         ErrorCode::InvalidParameterValue,
     );
+    // Free-text metric fields survive any quoting (arrays, CSV-like and NULL look-alikes).
+    let tricky = pb::Metric {
+        key: "tricky".into(),
+        value: -0.000_123_456_789_012_345_6,
+        timestamp: 7,
+        step: 3,
+        model_id: r#"m-"q"\b,{x}"#.into(),
+        dataset_name: "NULL".into(),
+        dataset_digest: "d'1".into(),
+        run_id: String::new(),
+    };
+    env.api
+        .log_batch(
+            &env.ctx,
+            pb::LogBatchRequest {
+                run_id: run.clone(),
+                metrics: vec![tricky.clone()],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let read = env
+        .api
+        .get_metric_history(
+            &env.ctx,
+            pb::GetMetricHistoryRequest {
+                run_id: run.clone(),
+                metric_key: "tricky".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .metrics;
+    assert_eq!(
+        read,
+        vec![pb::Metric {
+            run_id: run.clone(),
+            ..tricky
+        }]
+    );
 
     let history = |token: &str, max: i32| {
         let api = env.api.clone();
@@ -1689,4 +1734,8 @@ conformance_suite!(
     run_search,
     datasets_and_models,
     namespaces_are_isolated,
+    logged_model_lifecycle,
+    logged_model_metrics,
+    logged_model_search,
+    logged_models_are_namespaced,
 );

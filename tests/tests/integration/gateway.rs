@@ -11,18 +11,23 @@ use tower::ServiceExt;
 struct Gateway {
     router: axum::Router,
     _guard: Guard,
+    artifacts_guard: quiver_e2e::ArtifactsGuard,
 }
 
 async fn gateway() -> Gateway {
     let (tracking, guard) = tracking_api(Backend::Sqlite).await;
+    let (artifacts, artifacts_guard) =
+        quiver_e2e::artifacts_api(quiver_e2e::ArtifactBackend::Local).await;
     let router = app(AppState {
         tracking,
+        artifacts,
         max_body_bytes: 64 * 1024,
         request_timeout: std::time::Duration::from_secs(30),
     });
     Gateway {
         router,
         _guard: guard,
+        artifacts_guard,
     }
 }
 
@@ -153,7 +158,8 @@ async fn misc_endpoints() {
     assert_eq!(version.status, StatusCode::OK);
     assert!(version.text.starts_with("3."));
     let info = gw.get("/api/3.0/mlflow/server-info").await;
-    assert_eq!(info.json()["multipart_uploads_enabled"], false);
+    assert_eq!(info.json()["multipart_uploads_enabled"], true);
+    assert_eq!(info.json()["artifact_serving_enabled"], true);
 }
 
 #[tokio::test]
@@ -425,4 +431,451 @@ async fn full_history_is_streamed_in_order() {
         assert_eq!(metric["step"], index as i64);
     }
     assert_eq!(metrics[7]["value"], 1.0);
+}
+
+impl Gateway {
+    async fn put_bytes(&self, path: &str, data: &[u8]) -> Reply {
+        self.send(
+            Request::put(path)
+                .header(header::CONTENT_TYPE, "application/octet-stream")
+                .body(Body::from(data.to_vec()))
+                .unwrap(),
+        )
+        .await
+    }
+}
+
+#[tokio::test]
+async fn artifact_proxy_round_trip() {
+    let gw = gateway().await;
+    let base = "/api/2.0/mlflow-artifacts/artifacts";
+    assert_eq!(
+        gw.put_bytes(&format!("{base}/1/r/artifacts/notes.txt"), b"hello")
+            .await
+            .json(),
+        json!({})
+    );
+    gw.put_bytes(&format!("{base}/1/r/artifacts/dir/a%20b.bin"), &[7u8; 1000])
+        .await;
+    let listed = gw.get(&format!("{base}?path=1/r/artifacts")).await.json();
+    assert_eq!(
+        listed,
+        json!({"files": [{"path": "dir", "is_dir": true}, {"path": "notes.txt", "is_dir": false, "file_size": 5}]})
+    );
+    assert_eq!(
+        gw.get(&format!("{base}?path=1/r/artifacts/none"))
+            .await
+            .json(),
+        json!({})
+    );
+    let file = gw
+        .send(
+            Request::get(format!("{base}/1/r/artifacts/notes.txt"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(file.status, StatusCode::OK);
+    assert_eq!(file.text, "hello");
+    assert!(
+        file.content_type.starts_with("text/plain"),
+        "{}",
+        file.content_type
+    );
+    let spaced = gw.get(&format!("{base}/1/r/artifacts/dir/a%20b.bin")).await;
+    assert_eq!(spaced.text.len(), 1000);
+    // Byte ranges.
+    let response = gw
+        .router
+        .clone()
+        .oneshot(
+            Request::get(format!("{base}/1/r/artifacts/notes.txt"))
+                .header(header::RANGE, "bytes=1-3")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(response.headers()[header::CONTENT_RANGE], "bytes 1-3/5");
+    assert!(
+        response.headers()[header::CONTENT_DISPOSITION]
+            .to_str()
+            .unwrap()
+            .contains("notes.txt")
+    );
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    assert_eq!(&bytes[..], b"ell");
+    let missing = gw.get(&format!("{base}/1/r/artifacts/none.txt")).await;
+    assert_error(&missing, StatusCode::NOT_FOUND, "RESOURCE_DOES_NOT_EXIST");
+    assert_eq!(
+        missing.json()["message"],
+        "No such artifact: '1/r/artifacts/none.txt'"
+    );
+    let deleted = gw
+        .send(
+            Request::delete(format!("{base}/1/r/artifacts/dir"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::OK);
+    assert_eq!(
+        gw.get(&format!("{base}?path=1/r/artifacts")).await.json()["files"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let info = gw.get("/api/3.0/mlflow/server-info").await.json();
+    assert_eq!(info["artifact_serving_enabled"], true);
+    assert_eq!(info["multipart_uploads_enabled"], true);
+}
+
+#[tokio::test]
+async fn multipart_upload_through_the_proxy() {
+    let gw = gateway().await;
+    let created = gw
+        .send(
+            Request::post("/ns/team-a/api/2.0/mlflow-artifacts/mpu/create/1/r/artifacts")
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(header::HOST, "quiver.example:5000")
+                .body(Body::from(
+                    r#"{"path": "/home/me/big.bin", "num_parts": 2}"#,
+                ))
+                .unwrap(),
+        )
+        .await
+        .json();
+    let upload_id = created["upload_id"].as_str().unwrap().to_string();
+    let credentials = created["credentials"].as_array().unwrap();
+    assert_eq!(credentials.len(), 2);
+    let mut parts = Vec::new();
+    for (index, credential) in credentials.iter().enumerate() {
+        let url = credential["url"].as_str().unwrap();
+        let path = url
+            .strip_prefix("http://quiver.example:5000")
+            .expect("absolute URL on this gateway");
+        assert!(path.starts_with("/ns/team-a/"), "{path}");
+        let response = gw
+            .router
+            .clone()
+            .oneshot(
+                Request::put(path)
+                    .body(Body::from(vec![index as u8 + 1; 100_000]))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let etag = response.headers()[header::ETAG]
+            .to_str()
+            .unwrap()
+            .to_string();
+        parts.push(json!({"part_number": credential["part_number"], "etag": etag, "url": url}));
+    }
+    let completed = gw
+        .post(
+            "/ns/team-a/api/2.0/mlflow-artifacts/mpu/complete/1/r/artifacts",
+            json!({"path": "big.bin", "upload_id": upload_id, "parts": parts}),
+        )
+        .await;
+    assert_eq!(completed.status, StatusCode::OK, "{}", completed.text);
+    let file = gw
+        .get("/ns/team-a/api/2.0/mlflow-artifacts/artifacts/1/r/artifacts/big.bin")
+        .await;
+    assert_eq!(file.text.len(), 200_000);
+    // The default namespace does not see team-a's file.
+    let other = gw
+        .get("/api/2.0/mlflow-artifacts/artifacts/1/r/artifacts/big.bin")
+        .await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn hostile_paths_through_every_artifact_route() {
+    let gw = gateway().await;
+    let run = gw
+        .post("/api/2.0/mlflow/runs/create", json!({"experiment_id": "0"}))
+        .await
+        .json();
+    let run_id = run["run"]["info"]["run_id"].as_str().unwrap().to_string();
+    for hostile in [
+        "..%2f..%2fetc%2fpasswd",
+        "%252e%252e/%252e%252e/etc/passwd",
+        "a/..%5c..%5cb",
+        "%2fetc%2fpasswd",
+        "a%00b",
+        "a;b",
+        "C:%5cwindows",
+    ] {
+        let base = "/api/2.0/mlflow-artifacts";
+        let routes = [
+            Request::put(format!("{base}/artifacts/{hostile}"))
+                .body(Body::from("x"))
+                .unwrap(),
+            Request::get(format!("{base}/artifacts/{hostile}"))
+                .body(Body::empty())
+                .unwrap(),
+            Request::delete(format!("{base}/artifacts/{hostile}"))
+                .body(Body::empty())
+                .unwrap(),
+            Request::get(format!("{base}/artifacts?path={hostile}"))
+                .body(Body::empty())
+                .unwrap(),
+            Request::get(format!("/get-artifact?run_id={run_id}&path={hostile}"))
+                .body(Body::empty())
+                .unwrap(),
+            Request::get(format!(
+                "/api/2.0/mlflow/artifacts/list?run_id={run_id}&path={hostile}"
+            ))
+            .body(Body::empty())
+            .unwrap(),
+            Request::post(format!(
+                "/ajax-api/2.0/mlflow/upload-artifact?run_id={run_id}&path={hostile}"
+            ))
+            .body(Body::from("x"))
+            .unwrap(),
+            Request::post(format!("{base}/mpu/create/{hostile}"))
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(r#"{"path": "f", "num_parts": 1}"#))
+                .unwrap(),
+        ];
+        for request in routes {
+            let description = format!("{} {}", request.method(), request.uri());
+            let reply = gw.send(request).await;
+            assert!(
+                reply.status == StatusCode::BAD_REQUEST || reply.status == StatusCode::NOT_FOUND,
+                "{description}: {} {}",
+                reply.status,
+                reply.text
+            );
+            assert!(reply.status.is_client_error());
+        }
+    }
+    // Nothing was written outside (or inside) the root.
+    let root = gw.artifacts_guard.dir.as_ref().unwrap().path();
+    let written: Vec<_> = walk(root);
+    assert!(written.is_empty(), "{written:?}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[tokio::test]
+async fn run_artifact_endpoints() {
+    let gw = gateway().await;
+    let run = gw
+        .post("/api/2.0/mlflow/runs/create", json!({"experiment_id": "0"}))
+        .await
+        .json();
+    let run_id = run["run"]["info"]["run_id"].as_str().unwrap().to_string();
+    let uploaded = gw
+        .send(
+            Request::post(format!(
+                "/ajax-api/2.0/mlflow/upload-artifact?run_id={run_id}&path=sub/file.txt"
+            ))
+            .body(Body::from("ui upload"))
+            .unwrap(),
+        )
+        .await;
+    assert_eq!(uploaded.status, StatusCode::OK, "{}", uploaded.text);
+    let listed = gw
+        .get(&format!(
+            "/api/2.0/mlflow/artifacts/list?run_id={run_id}&path=sub"
+        ))
+        .await
+        .json();
+    assert_eq!(listed["root_uri"], run["run"]["info"]["artifact_uri"]);
+    assert_eq!(
+        listed["files"],
+        json!([{"path": "sub/file.txt", "is_dir": false, "file_size": 9}])
+    );
+    let file = gw
+        .get(&format!("/get-artifact?run_id={run_id}&path=sub/file.txt"))
+        .await;
+    assert_eq!(file.text, "ui upload");
+    let unknown = gw.get("/get-artifact?run_id=nope&path=x").await;
+    assert_error(&unknown, StatusCode::NOT_FOUND, "RESOURCE_DOES_NOT_EXIST");
+}
+
+#[tokio::test]
+async fn logged_models_json_matches_mlflow() {
+    let g = gateway().await;
+    let base = "/api/2.0/mlflow";
+    let exp = g
+        .post(
+            &format!("{base}/experiments/create"),
+            json!({"name": "lm-json"}),
+        )
+        .await
+        .json()["experiment_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let created = g
+        .post(
+            &format!("{base}/logged-models"),
+            json!({"experiment_id": exp, "name": "lm1", "model_type": "sklearn",
+                   "params": [{"key": "C", "value": "1.0"}], "tags": [{"key": "k", "value": "v"}]}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.text);
+    let model = created.json()["model"].clone();
+    let id = model["info"]["model_id"].as_str().unwrap().to_string();
+    let info = model["info"].as_object().unwrap();
+    let mut keys: Vec<&str> = info.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "artifact_uri",
+            "creation_timestamp_ms",
+            "experiment_id",
+            "last_updated_timestamp_ms",
+            "model_id",
+            "model_type",
+            "name",
+            "status",
+            "tags"
+        ]
+    );
+    assert!(info["creation_timestamp_ms"].is_i64());
+    assert_eq!(info["status"], "LOGGED_MODEL_PENDING");
+    assert_eq!(
+        info["artifact_uri"],
+        format!("mlflow-artifacts:/{exp}/models/{id}/artifacts")
+    );
+    assert_eq!(
+        model["data"],
+        json!({"params": [{"key": "C", "value": "1.0"}]})
+    );
+
+    // The UI's ajax-api prefix serves the same routes.
+    let got = g
+        .get(&format!("/ajax-api/2.0/mlflow/logged-models/{id}"))
+        .await;
+    assert_eq!(got.json()["model"], model);
+
+    let send = |method: &str, path: String, body: Option<Value>| {
+        let mut request = Request::builder().method(method).uri(path);
+        if body.is_some() {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
+        g.send(request.body(body).unwrap())
+    };
+    let url = format!("{base}/logged-models/{id}");
+    let finalized = send(
+        "PATCH",
+        url.clone(),
+        Some(json!({"model_id": id, "status": "LOGGED_MODEL_READY"})),
+    )
+    .await;
+    assert_eq!(finalized.status, StatusCode::OK, "{}", finalized.text);
+    assert_eq!(
+        finalized.json()["model"]["info"]["status"],
+        "LOGGED_MODEL_READY"
+    );
+    let bad_status = send("PATCH", url.clone(), Some(json!({"status": "NOPE"}))).await;
+    assert_error(
+        &bad_status,
+        StatusCode::BAD_REQUEST,
+        "INVALID_PARAMETER_VALUE",
+    );
+    let tags = send(
+        "PATCH",
+        format!("{url}/tags"),
+        Some(json!({"tags": [{"key": "stage", "value": "dev"}]})),
+    )
+    .await;
+    assert_eq!((tags.status, tags.json()), (StatusCode::OK, json!({})));
+    let untag = send("DELETE", format!("{url}/tags/stage"), None).await;
+    assert_eq!((untag.status, untag.json()), (StatusCode::OK, json!({})));
+    let params = g
+        .post(
+            &format!("{url}/params"),
+            json!({"model_id": id, "params": [{"key": "p", "value": "1"}]}),
+        )
+        .await;
+    assert_eq!((params.status, params.json()), (StatusCode::OK, json!({})));
+
+    // Metrics logged with model_id appear as MLflow Metric JSON.
+    let run = g
+        .post(
+            &format!("{base}/runs/create"),
+            json!({"experiment_id": exp, "start_time": 1}),
+        )
+        .await
+        .json()["run"]["info"]["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    g.post(
+        &format!("{base}/runs/log-metric"),
+        json!({"run_id": run, "key": "acc", "value": 0.8, "timestamp": 5, "step": 0, "model_id": id}),
+    )
+    .await;
+    let search = g
+        .post(
+            &format!("{base}/logged-models/search"),
+            json!({"experiment_ids": [exp], "filter": "name = 'lm1' AND params.C = '1.0'",
+                   "order_by": [{"field_name": "creation_timestamp", "ascending": false}],
+                   "max_results": 10}),
+        )
+        .await;
+    assert_eq!(search.status, StatusCode::OK, "{}", search.text);
+    let body = search.json();
+    assert!(body.get("next_page_token").is_none());
+    let found = &body["models"][0];
+    assert_eq!(
+        found["data"]["metrics"],
+        json!([{"key": "acc", "value": 0.8, "timestamp": 5, "step": 0, "model_id": id, "run_id": run}])
+    );
+    let none = g
+        .post(
+            &format!("{base}/logged-models/search"),
+            json!({"experiment_ids": [exp], "filter": "name = 'nope'"}),
+        )
+        .await;
+    assert_eq!(none.json(), json!({}));
+    let bad_order = g
+        .post(
+            &format!("{base}/logged-models/search"),
+            json!({"experiment_ids": [exp], "order_by": ["name"]}),
+        )
+        .await;
+    assert_error(
+        &bad_order,
+        StatusCode::BAD_REQUEST,
+        "INVALID_PARAMETER_VALUE",
+    );
+
+    let deleted = send("DELETE", url.clone(), None).await;
+    assert_eq!(
+        (deleted.status, deleted.json()),
+        (StatusCode::OK, json!({}))
+    );
+    let missing = g.get(&url).await;
+    assert_error(&missing, StatusCode::NOT_FOUND, "RESOURCE_DOES_NOT_EXIST");
+    assert_eq!(
+        missing.json()["message"],
+        format!("Logged model with ID '{id}' not found.")
+    );
+    let allowed = g.get(&format!("{url}?allow_deleted=true")).await;
+    assert_eq!(allowed.status, StatusCode::OK, "{}", allowed.text);
+    let no_exp = g.post(&format!("{base}/logged-models"), json!({})).await;
+    assert_error(&no_exp, StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE");
 }

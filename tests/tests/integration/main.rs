@@ -2,6 +2,7 @@
 //! on SQLite, Postgres and over gRPC; the gateway in-process; the real binary
 //! in both topologies.
 
+mod artifacts;
 mod conformance;
 mod e2e;
 mod gateway;

@@ -39,6 +39,14 @@ macro_rules! for_each_tracking_rpc {
             (get_metric_history, GetMetricHistoryRequest, GetMetricHistoryResponse),
             (get_metric_history_bulk_interval, GetMetricHistoryBulkIntervalRequest, GetMetricHistoryBulkIntervalResponse),
             (search_datasets, SearchDatasetsRequest, SearchDatasetsResponse),
+            (create_logged_model, CreateLoggedModelRequest, CreateLoggedModelResponse),
+            (get_logged_model, GetLoggedModelRequest, GetLoggedModelResponse),
+            (finalize_logged_model, FinalizeLoggedModelRequest, FinalizeLoggedModelResponse),
+            (delete_logged_model, DeleteLoggedModelRequest, DeleteLoggedModelResponse),
+            (set_logged_model_tags, SetLoggedModelTagsRequest, SetLoggedModelTagsResponse),
+            (delete_logged_model_tag, DeleteLoggedModelTagRequest, DeleteLoggedModelTagResponse),
+            (log_logged_model_params, LogLoggedModelParamsRequest, LogLoggedModelParamsResponse),
+            (search_logged_models, SearchLoggedModelsRequest, SearchLoggedModelsResponse),
         }
     };
 }

@@ -8,10 +8,16 @@ use quiver_proto::common::v1::{KeyValue, ViewType};
 use quiver_proto::tracking::v1 as pb;
 use quiver_search::{Comparison, OrderBy};
 
+mod logged_model_search;
+pub mod logged_models;
 mod rows;
 mod search_sql;
 pub mod sql;
 
+pub use logged_models::{
+    DatasetScope, LoggedModelOrder, LoggedModelOrderField, LoggedModelQuery, LoggedModelStore,
+    NewLoggedModel,
+};
 pub use sql::SqlTrackingStore;
 
 /// Lifecycle of experiments and runs as stored.
@@ -154,10 +160,11 @@ pub struct HistoryCursor {
     pub is_nan: bool,
 }
 
-/// Persistence of everything the tracking service owns. Every method is
-/// scoped to one namespace and never reads or writes another's rows.
+/// Persistence of everything the tracking service owns (logged models through
+/// the [`LoggedModelStore`] supertrait). Every method is scoped to one
+/// namespace and never reads or writes another's rows.
 #[async_trait]
-pub trait TrackingStore: Send + Sync + 'static {
+pub trait TrackingStore: LoggedModelStore + Send + Sync + 'static {
     /// Creates the namespace and its default experiment "0" if missing.
     async fn ensure_namespace(&self, namespace: &Namespace, now: i64) -> Result<(), ApiError>;
     /// Tells whether the namespace exists.

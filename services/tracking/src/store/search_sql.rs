@@ -117,7 +117,7 @@ fn sql_op(op: Op) -> &'static str {
 
 /// `column <op> value` for a string comparison (LIKE is case-sensitive on
 /// both backends; ILIKE lowers both sides).
-fn string_condition(
+pub(crate) fn string_condition(
     sql: &mut SqlBuilder,
     column: &str,
     op: Op,
@@ -163,7 +163,7 @@ fn format_number(number: f64) -> String {
     }
 }
 
-fn numeric_condition(
+pub(crate) fn numeric_condition(
     sql: &mut SqlBuilder,
     column: &str,
     op: Op,
@@ -262,7 +262,7 @@ fn run_attribute_column(key: &str) -> Result<&'static str, ApiError> {
     })
 }
 
-fn direction(ascending: bool) -> &'static str {
+pub(crate) fn direction(ascending: bool) -> &'static str {
     if ascending { "ASC" } else { "DESC" }
 }
 

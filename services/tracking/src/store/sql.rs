@@ -540,9 +540,57 @@ fn push_latest_upsert(sql: &mut SqlBuilder, run_key: i64, latest: &[&super::Metr
     );
 }
 
+/// Postgres: append history and upsert latest values from UNNESTed arrays.
+const PG_INSERT_METRICS: &str = "WITH appended AS ( \
+    INSERT INTO metrics (run_key, key, step, timestamp, value, is_nan, model_id, dataset_name, dataset_digest) \
+    SELECT $1, u.k, u.s, u.t, u.v, u.n, u.m, u.dn, u.dd \
+    FROM UNNEST($2::text[], $3::bigint[], $4::bigint[], $5::float8[], $6::bigint[], $7::text[], $8::text[], $9::text[]) \
+        AS u(k, s, t, v, n, m, dn, dd) \
+    ON CONFLICT DO NOTHING) \
+  INSERT INTO latest_metrics (run_key, key, step, timestamp, value, is_nan) \
+  SELECT $1, l.k, l.s, l.t, l.v, l.n \
+  FROM UNNEST($10::text[], $11::bigint[], $12::bigint[], $13::float8[], $14::bigint[]) AS l(k, s, t, v, n) \
+  ON CONFLICT (run_key, key) DO UPDATE SET step = excluded.step, timestamp = excluded.timestamp, \
+    value = excluded.value, is_nan = excluded.is_nan \
+  WHERE excluded.step > latest_metrics.step \
+    OR (excluded.step = latest_metrics.step AND excluded.timestamp > latest_metrics.timestamp) \
+    OR (excluded.step = latest_metrics.step AND excluded.timestamp = latest_metrics.timestamp \
+        AND excluded.value > latest_metrics.value)";
+
+/// A Postgres array literal (`{a,b}`) from already-encoded elements.
+fn pg_array(elements: impl Iterator<Item = String>) -> String {
+    let mut literal = String::from("{");
+    for (index, element) in elements.enumerate() {
+        if index > 0 {
+            literal.push(',');
+        }
+        literal.push_str(&element);
+    }
+    literal.push('}');
+    literal
+}
+
+/// A quoted array element: `"` and `\` escaped.
+fn pg_text(text: &str) -> String {
+    let mut quoted = String::with_capacity(text.len() + 2);
+    quoted.push('"');
+    for c in text.chars() {
+        if c == '"' || c == '\\' {
+            quoted.push('\\');
+        }
+        quoted.push(c);
+    }
+    quoted.push('"');
+    quoted
+}
+
+fn pg_opt_text(text: Option<&str>) -> String {
+    text.map_or_else(|| "NULL".to_string(), pg_text)
+}
+
 /// Appends metric points to the history and updates the latest values. On
-/// Postgres a batch of up to 1000 points is one statement (a data-modifying
-/// CTE), so a `log-metric` costs one round trip for both tables.
+/// Postgres any batch is one statement (a data-modifying CTE over UNNESTed
+/// arrays), so a `log-metric` costs one round trip for both tables.
 async fn insert_metrics(
     tx: &mut Transaction<'static, Any>,
     dialect: Dialect,
@@ -562,13 +610,42 @@ async fn insert_metrics(
     }
     let latest: Vec<&super::MetricPoint> = newest.into_values().collect();
     let points: Vec<&super::MetricPoint> = metrics.iter().collect();
-    if dialect == Dialect::Postgres && points.len() <= METRIC_CHUNK {
-        let mut sql = SqlBuilder::new();
-        sql.push("WITH appended AS (");
-        push_metrics_insert(&mut sql, run_key, &points);
-        sql.push(") ");
-        push_latest_upsert(&mut sql, run_key, &latest);
-        sql.execute(&mut **tx).await?;
+    if dialect == Dialect::Postgres {
+        // One constant statement (cached per connection) with arrays passed
+        // as text literals and UNNESTed: no per-batch parse of thousands of
+        // parameters, history and latest values in one round trip.
+        sqlx::query(PG_INSERT_METRICS)
+            .bind(run_key)
+            .bind(pg_array(points.iter().map(|m| pg_text(&m.key))))
+            .bind(pg_array(points.iter().map(|m| m.step.to_string())))
+            .bind(pg_array(points.iter().map(|m| m.timestamp.to_string())))
+            .bind(pg_array(points.iter().map(|m| format!("{:e}", m.value))))
+            .bind(pg_array(
+                points.iter().map(|m| i64::from(m.is_nan).to_string()),
+            ))
+            .bind(pg_array(
+                points.iter().map(|m| pg_opt_text(m.model_id.as_deref())),
+            ))
+            .bind(pg_array(
+                points
+                    .iter()
+                    .map(|m| pg_opt_text(m.dataset_name.as_deref())),
+            ))
+            .bind(pg_array(
+                points
+                    .iter()
+                    .map(|m| pg_opt_text(m.dataset_digest.as_deref())),
+            ))
+            .bind(pg_array(latest.iter().map(|m| pg_text(&m.key))))
+            .bind(pg_array(latest.iter().map(|m| m.step.to_string())))
+            .bind(pg_array(latest.iter().map(|m| m.timestamp.to_string())))
+            .bind(pg_array(latest.iter().map(|m| format!("{:e}", m.value))))
+            .bind(pg_array(
+                latest.iter().map(|m| i64::from(m.is_nan).to_string()),
+            ))
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
         return Ok(());
     }
     for chunk in points.chunks(METRIC_CHUNK) {
@@ -999,6 +1076,15 @@ impl TrackingStore for SqlTrackingStore {
         }
         if !batch.metrics.is_empty() {
             insert_metrics(&mut tx, self.db.dialect, run_key, &batch.metrics).await?;
+            if batch.metrics.iter().any(|m| m.model_id.is_some()) {
+                super::logged_models::insert_model_metrics(
+                    &mut tx,
+                    namespace,
+                    run_key,
+                    &batch.metrics,
+                )
+                .await?;
+            }
         }
         tx.commit().await.map_err(db_error)
     }
