@@ -309,3 +309,62 @@ async fn config_file_can_require_precreated_namespaces() {
     .unwrap();
     assert_eq!(default["experiment"]["name"], "Default");
 }
+
+/// A freshly filled Postgres database gets planner statistics without waiting
+/// for autovacuum (else the first searches after a bulk load take seconds).
+#[tokio::test]
+async fn bulk_writes_refresh_postgres_statistics() {
+    let (api, guard) = quiver_e2e::tracking_api(quiver_e2e::Backend::Postgres).await;
+    let ctx = RequestContext::default_namespace();
+    let run = api
+        .create_run(
+            &ctx,
+            pb::CreateRunRequest {
+                experiment_id: "0".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .run
+        .unwrap()
+        .info
+        .unwrap()
+        .run_id;
+    let metrics: Vec<pb::Metric> = (0..1000)
+        .map(|i| pb::Metric {
+            key: "m".into(),
+            value: f64::from(i),
+            timestamp: 1,
+            step: i64::from(i),
+            ..Default::default()
+        })
+        .collect();
+    api.log_batch(
+        &ctx,
+        pb::LogBatchRequest {
+            run_id: run,
+            metrics,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        // pg_stats rows exist only once the table has been analyzed.
+        let analyzed: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM pg_stats WHERE tablename = 'latest_metrics'")
+                .fetch_one(&guard.database.reader)
+                .await
+                .unwrap();
+        if analyzed > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "latest_metrics was never analyzed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
