@@ -334,14 +334,6 @@ impl Params {
             Some(other) => Err(wrong_type(name, other)),
         }
     }
-
-    /// True when the field is present at all.
-    pub fn has(&self, name: &str) -> bool {
-        match self {
-            Params::Query(map) => map.contains_key(name),
-            Params::Json(map) => map.get(name).is_some_and(|v| !v.is_null()),
-        }
-    }
 }
 
 fn is_json_content_type(value: Option<&header::HeaderValue>) -> Result<(), GatewayError> {

@@ -61,24 +61,6 @@ impl ArtifactPath {
     pub fn segments(&self) -> &[String] {
         &self.segments
     }
-
-    /// The last segment (file name), if any.
-    pub fn file_name(&self) -> Option<&str> {
-        self.segments.last().map(String::as_str)
-    }
-
-    /// Appends a validated child path.
-    pub fn join(&self, child: &ArtifactPath) -> ArtifactPath {
-        let mut segments = self.segments.clone();
-        segments.extend(child.segments.iter().cloned());
-        ArtifactPath { segments }
-    }
-
-    /// Tells whether `self` equals `prefix` or lies under it.
-    pub fn starts_with(&self, prefix: &ArtifactPath) -> bool {
-        self.segments.len() >= prefix.segments.len()
-            && self.segments[..prefix.segments.len()] == prefix.segments[..]
-    }
 }
 
 impl std::fmt::Display for ArtifactPath {
@@ -208,11 +190,6 @@ mod tests {
     fn root_rules() {
         assert!(ArtifactPath::parse("").unwrap().is_root());
         assert!(ArtifactPath::parse_non_root("").is_err());
-        let base = ArtifactPath::parse("1/run").unwrap();
-        let child = ArtifactPath::parse("artifacts/x").unwrap();
-        assert_eq!(base.join(&child).to_string(), "1/run/artifacts/x");
-        assert!(base.join(&child).starts_with(&base));
-        assert!(!ArtifactPath::parse("1/runx").unwrap().starts_with(&base));
     }
 
     fn hostile_segment() -> impl Strategy<Value = String> {
