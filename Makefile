@@ -40,7 +40,7 @@ $(VENV2)/.installed: tests/python/requirements-mlflow2.txt
 test-python: $(VENV)/.installed ## The stock mlflow 3.x client against `quiver run --services all` (+ an S3 artifact root on moto)
 	scripts/with-s3.sh env QUIVER_BIN=$(CURDIR)/target/debug/quiver $(VENV)/bin/pytest tests/python -q
 
-test-python-split: $(VENV)/.installed ## The same suite against tracking, artifacts and gateway as three processes (gRPC between) on Postgres
+test-python-split: $(VENV)/.installed ## The same suite against tracking, artifacts, registry and gateway as four processes (gRPC between) on Postgres
 	scripts/with-postgres.sh scripts/with-s3.sh bash -c 'QUIVER_BIN=$(CURDIR)/target/debug/quiver QUIVER_TEST_TOPOLOGY=split \
 	  QUIVER_EXTRA_ARGS="--database-url $$QUIVER_TEST_PG_URL" $(VENV)/bin/pytest tests/python -q -m "not slow"' 
 

@@ -110,6 +110,14 @@ busy() { echo "$(pgrep -c -x rustc || true) rustc, $(pgrep -c -x cargo || true) 
 BUSY_Q=$(busy)
 log "=== Quiver === (machine: $BUSY_Q)"
 "$BENCH" run --label quiver --base-url "http://127.0.0.1:$Q_HTTP" --pid "$QUIVER_PID" --scale "$SCALE" --out "$WORK/quiver.json"
+# A file too big for MLflow's own proxy (users report failures past ~800 MB),
+# through the stock client with multipart upload on: 5 GiB at full scale.
+BIG_BYTES=$(python3 -c "print(max(int(5 * 1024**3 * $SCALE), 256 * 1024**2))")
+log "=== stock mlflow client: $((BIG_BYTES / 1024 / 1024)) MiB artifact up and down through Quiver ==="
+BIG_RESULT=$("$VENV/bin/python" bench/stock_client_big_file.py "http://127.0.0.1:$Q_HTTP" "$BIG_BYTES" "$WORK/big" | tail -n 1) \
+  || BIG_RESULT="failed: $BIG_RESULT"
+rm -rf "$WORK/big"
+log "big file: $BIG_RESULT"
 BUSY_M=$(busy)
 log "=== MLflow === (machine: $BUSY_M)"
 "$BENCH" run --label mlflow --base-url "http://127.0.0.1:$M_PORT" --pid "$MLFLOW_PID" --scale "$SCALE" --out "$WORK/mlflow.json"
@@ -139,6 +147,8 @@ BUSY_END=$(busy)
   echo "\$ free -m"; free -m
   echo "\$ uname -a"; uname -a
   echo '```'
+  echo
+  echo "Large file through the stock client (\`bench/stock_client_big_file.py\`: \`mlflow.log_artifact\` with \`MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD=true\`, then \`mlflow.artifacts.download_artifacts\`, SHA-256 compared), Quiver only: \`$BIG_RESULT\`."
   echo
   echo "Other work on the machine (shares the 2 cores; a running rustc means someone else was compiling): before Quiver's workloads: $BUSY_Q; before MLflow's: $BUSY_M; at the end: $BUSY_END."
   echo

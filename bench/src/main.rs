@@ -2,8 +2,10 @@
 //! (`run`), a raw Postgres COPY baseline (`copy`), and the side-by-side
 //! report (`report`). Driven by `bench/run.sh` (`make bench`).
 
+mod artifacts;
 mod client;
 mod copy;
+mod registry;
 mod report;
 mod workloads;
 

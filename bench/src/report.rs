@@ -37,6 +37,26 @@ const ROWS: &[(&str, &str)] = &[
         "get_history",
         "get-history, all points, max_results 25000 + page_token (total)",
     ),
+    (
+        "search_registered_models",
+        "search_registered_models, 100 models with latest versions (of 10,000 versions)",
+    ),
+    (
+        "search_model_versions",
+        "search_model_versions `version_number > N` over 10,000 versions, 500 returned",
+    ),
+    (
+        "artifact_upload",
+        "artifact upload through the proxy, one 200 MiB PUT (median of 3)",
+    ),
+    (
+        "artifact_download",
+        "artifact download through the proxy, one 200 MiB GET (median of 3)",
+    ),
+    (
+        "get_latest_versions",
+        "get-latest-versions `Production` (as `models:/name/Production` resolves)",
+    ),
 ];
 
 /// How many times better Quiver is (throughput ratio, or inverse time ratio).
@@ -83,7 +103,9 @@ pub fn write(quiver: &Path, mlflow: &Path, copy: &Path, machine: &Path, out: &Pa
         let kind = qw["kind"].as_str().unwrap_or("");
         let qv = qw["value"].as_f64().unwrap_or(f64::NAN);
         let mv = mw["value"].as_f64().unwrap_or(f64::NAN);
-        let lat = if kind == "throughput" {
+        let lat = if qw["latency_ms_p50"].is_null() && kind == "throughput" {
+            "—".to_string()
+        } else if kind == "throughput" {
             format!(
                 "{} / {} ; {} / {}",
                 fmt_num(qw["latency_ms_p50"].as_f64().unwrap_or(f64::NAN)),
@@ -100,7 +122,7 @@ pub fn write(quiver: &Path, mlflow: &Path, copy: &Path, machine: &Path, out: &Pa
                 fmt_num(mw["max"].as_f64().unwrap_or(f64::NAN)),
             )
         };
-        let errors = if kind == "throughput" {
+        let errors = if kind == "throughput" && !qw["errors"].is_null() {
             format!("{}; {}", qw["errors"], mw["errors"])
         } else {
             "0; 0".into()
@@ -217,6 +239,45 @@ pub fn write(quiver: &Path, mlflow: &Path, copy: &Path, machine: &Path, out: &Pa
         "get_history",
         60.0,
     );
+    times(
+        "search_registered_models faster than MLflow",
+        "search_registered_models",
+        30.0,
+    );
+    times(
+        "search_model_versions faster than MLflow",
+        "search_model_versions",
+        30.0,
+    );
+    times(
+        "get-latest-versions faster than MLflow",
+        "get_latest_versions",
+        30.0,
+    );
+    times(
+        "artifact upload throughput vs MLflow",
+        "artifact_upload",
+        1.5,
+    );
+    times(
+        "artifact download throughput vs MLflow",
+        "artifact_download",
+        1.5,
+    );
+    let large = &q["workloads"]["artifact_large"];
+    let growth = large["upload_rss_growth_mb"]
+        .as_f64()
+        .unwrap_or(f64::NAN)
+        .max(large["download_rss_growth_mb"].as_f64().unwrap_or(f64::NAN));
+    targets.push((
+        format!(
+            "Quiver RSS growth moving a {} MiB file up and down",
+            large["bytes"].as_u64().unwrap_or(0) / (1024 * 1024)
+        ),
+        "≤ 64 MB".into(),
+        format!("{growth:.1} MB"),
+        growth <= 64.0,
+    ));
     for (clients, copy) in [(1, copy1), (4, copy4)] {
         let share = val(&q, &format!("log_batch_{clients}")) / copy;
         targets.push((

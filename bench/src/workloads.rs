@@ -46,7 +46,7 @@ pub fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-fn body(value: &Value) -> Bytes {
+pub(crate) fn body(value: &Value) -> Bytes {
     Bytes::from(serde_json::to_vec(value).expect("json"))
 }
 
@@ -66,7 +66,7 @@ fn create_run_body(experiment_id: &str, name: &str) -> Bytes {
     }))
 }
 
-async fn create_experiment(conn: &mut Conn, name: &str) -> Result<String> {
+pub(crate) async fn create_experiment(conn: &mut Conn, name: &str) -> Result<String> {
     let reply = conn
         .post("experiments/create", body(&json!({"name": name})))
         .await?
@@ -77,7 +77,7 @@ async fn create_experiment(conn: &mut Conn, name: &str) -> Result<String> {
         .to_string())
 }
 
-async fn create_run(conn: &mut Conn, experiment_id: &str, name: &str) -> Result<String> {
+pub(crate) async fn create_run(conn: &mut Conn, experiment_id: &str, name: &str) -> Result<String> {
     let reply = conn
         .post("runs/create", create_run_body(experiment_id, name))
         .await?
@@ -225,7 +225,7 @@ fn conn_target(conn: &Conn) -> Target {
 }
 
 /// Sequential repetitions of a read, timed; the median is the figure.
-fn timed_summary(unit_name: &str, samples: &[f64], extra: Value) -> Value {
+pub(crate) fn timed_summary(unit_name: &str, samples: &[f64], extra: Value) -> Value {
     let mut v = json!({
         "kind": "latency",
         "unit": unit_name,
@@ -659,6 +659,9 @@ pub async fn run_all(base_url: &str, label: &str, pid: Option<u32>, scale: f64) 
             json!({"warmup_ms": warmup, "points": sizes.history_points, "pages": pages}),
         ),
     );
+
+    crate::registry::run(&target, label, &tag, scale, &mut results).await?;
+    crate::artifacts::run(&target, label, pid, &tag, scale, &mut results).await?;
 
     let mem_after = pid.map(memory);
     Ok(json!({

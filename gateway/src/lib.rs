@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use quiver_artifacts::ArtifactsApi;
 use quiver_common::{Namespace, RequestContext};
+use quiver_registry::RegistryApi;
 use quiver_tracking::TrackingApi;
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
@@ -35,6 +36,8 @@ pub struct AppState {
     pub tracking: Arc<dyn TrackingApi>,
     /// The artifacts service (in-process or remote).
     pub artifacts: Arc<dyn ArtifactsApi>,
+    /// The registry service (in-process or remote).
+    pub registry: Arc<dyn RegistryApi>,
     /// Largest request body, in bytes.
     pub max_body_bytes: usize,
     /// Per-request timeout (answered with 504 DEADLINE_EXCEEDED-style JSON).
@@ -47,7 +50,8 @@ pub struct AppState {
 pub fn app(state: AppState) -> Router {
     let mlflow = routes::tracking::routes()
         .merge(routes::artifacts::tracking_routes())
-        .merge(routes::logged_models::routes());
+        .merge(routes::logged_models::routes())
+        .merge(routes::registry::routes());
     let proxy = routes::artifacts::proxy_routes();
     let router = Router::new()
         .nest("/api/2.0/mlflow", mlflow.clone())
@@ -55,6 +59,10 @@ pub fn app(state: AppState) -> Router {
         .nest("/api/2.0/mlflow-artifacts", proxy.clone())
         .nest("/ajax-api/2.0/mlflow-artifacts", proxy)
         .route("/get-artifact", get(routes::artifacts::get_run_artifact))
+        .route(
+            "/model-versions/get-artifact",
+            get(routes::registry::get_version_artifact),
+        )
         .route("/health", get(routes::misc::health))
         .route("/version", get(routes::misc::version))
         .route(

@@ -185,6 +185,18 @@ impl Params {
         }
     }
 
+    /// A string field that may be absent (`None`) or present and empty.
+    pub fn opt_present_str(&self, name: &str) -> Result<Option<String>, GatewayError> {
+        if let Some(values) = self.query_values(name) {
+            return Ok(values.last().cloned());
+        }
+        match self.json_value(name)? {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err(wrong_type(name, other)),
+        }
+    }
+
     /// The run id, from `run_id` or the deprecated `run_uuid` (`run_id` wins).
     pub fn run_id(&self) -> Result<String, GatewayError> {
         match self.opt_str("run_id")? {

@@ -11,6 +11,7 @@ fn main() {
         "quiver/common/v1/common.proto",
         "quiver/tracking/v1/tracking.proto",
         "quiver/artifacts/v1/artifacts.proto",
+        "quiver/registry/v1/registry.proto",
     ];
     for file in &files {
         println!("cargo:rerun-if-changed={}", proto_root.join(file).display());

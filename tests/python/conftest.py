@@ -7,9 +7,10 @@ Which server is chosen by environment variables:
   as ``quiver run --services all --data-dir <tmp> --http-addr 127.0.0.1:<port>
   --grpc-addr 127.0.0.1:<port>`` (+ ``$QUIVER_EXTRA_ARGS``, shell-split) and wait for
   ``GET /health`` == 200.
-* ``QUIVER_TEST_TOPOLOGY=split``: the same binary as three processes, ``--services
-  tracking``, ``--services artifacts`` and ``--services gateway --tracking-endpoint ...
-  --artifacts-endpoint ...`` (gRPC between them).
+* ``QUIVER_TEST_TOPOLOGY=split``: the same binary as four processes, ``--services
+  tracking``, ``--services artifacts``, ``--services registry --tracking-endpoint ...``
+  (on the tracking process's database) and ``--services gateway --tracking-endpoint ...
+  --artifacts-endpoint ... --registry-endpoint ...`` (gRPC between them).
 * ``QUIVER_TEST_URL=http://host:port``: use an already running server (not started/stopped
   here).
 * ``QUIVER_TEST_REFERENCE=mlflow``: spawn the real ``mlflow server`` (sqlite backend,
@@ -58,7 +59,8 @@ REPO_ROOT = HERE.parent.parent
 
 REFERENCE_MODE = os.environ.get("QUIVER_TEST_REFERENCE", "").strip().lower() == "mlflow"
 EXTERNAL_URL = os.environ.get("QUIVER_TEST_URL", "").strip().rstrip("/")
-# QUIVER_TEST_TOPOLOGY=split: tracking and gateway as two processes talking gRPC.
+# QUIVER_TEST_TOPOLOGY=split: tracking, artifacts, registry and gateway as four processes
+# talking gRPC.
 SPLIT_TOPOLOGY = os.environ.get("QUIVER_TEST_TOPOLOGY", "").strip().lower() == "split"
 
 HEALTH_TIMEOUT_QUIVER = float(os.environ.get("QUIVER_TEST_STARTUP_TIMEOUT", "60"))
@@ -254,23 +256,42 @@ def server_url(tmp_path_factory):
 
     servers = []
     if not REFERENCE_MODE and SPLIT_TOPOLOGY:
-        # Three processes: tracking and artifacts (gRPC only) and a gateway that
-        # reaches both over gRPC.
+        # Four processes: tracking, artifacts and registry (gRPC only; the registry on the
+        # tracking process's database, reaching tracking over gRPC for runs and logged
+        # models) and a gateway that reaches all three over gRPC.
+        taken = {http_port, grpc_port}
+
+        def _another_port() -> int:
+            port = _free_port()
+            while port in taken:
+                port = _free_port()
+            taken.add(port)
+            return port
+
         tracking_argv = [a for a in argv if a not in ("--http-addr", f"127.0.0.1:{http_port}")]
         tracking_argv[tracking_argv.index("all")] = "tracking"
         servers.append(_Server(tracking_argv, workdir / "tracking.log", cwd=workdir, env=env))
-        artifacts_port = _free_port()
+        artifacts_port = _another_port()
         artifacts_argv = [
             binary, "run", "--services", "artifacts",
             "--data-dir", str(workdir / "data"),
             "--grpc-addr", f"127.0.0.1:{artifacts_port}",
         ]
         servers.append(_Server(artifacts_argv, workdir / "artifacts.log", cwd=workdir, env=env))
+        registry_port = _another_port()
+        registry_argv = [
+            binary, "run", "--services", "registry",
+            "--data-dir", str(workdir / "data"),
+            "--grpc-addr", f"127.0.0.1:{registry_port}",
+            "--tracking-endpoint", f"http://127.0.0.1:{grpc_port}",
+        ] + shlex.split(os.environ.get("QUIVER_EXTRA_ARGS", ""))  # the same database as tracking
+        servers.append(_Server(registry_argv, workdir / "registry.log", cwd=workdir, env=env))
         gateway_argv = [
             binary, "run", "--services", "gateway",
             "--http-addr", f"127.0.0.1:{http_port}",
             "--tracking-endpoint", f"http://127.0.0.1:{grpc_port}",
             "--artifacts-endpoint", f"http://127.0.0.1:{artifacts_port}",
+            "--registry-endpoint", f"http://127.0.0.1:{registry_port}",
         ]
         servers.append(_Server(gateway_argv, workdir / "gateway.log", cwd=workdir, env=env))
     else:

@@ -10,6 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use quiver_common::db::{Database, PoolSettings};
+use quiver_registry::grpc::{RegistryGrpcClient, RegistryGrpcServer};
+use quiver_registry::store::SqlRegistryStore;
+use quiver_registry::{RegistryApi, RegistryService};
 use quiver_tracking::grpc::{TrackingGrpcClient, TrackingGrpcServer};
 use quiver_tracking::store::SqlTrackingStore;
 use quiver_tracking::{TrackingApi, TrackingService};
@@ -53,8 +56,8 @@ fn settings() -> PoolSettings {
     }
 }
 
-/// Creates a fresh, migrated Postgres database for one test.
-pub async fn postgres_database() -> Database {
+/// Creates a fresh, empty Postgres database on the test cluster; returns its URL.
+pub async fn postgres_database_url() -> String {
     let admin_url = pg_url();
     let name = format!("t_{}", uuid::Uuid::new_v4().simple());
     let admin = Database::connect(&admin_url, &settings())
@@ -65,16 +68,24 @@ pub async fn postgres_database() -> Database {
         .await
         .expect("create test database");
     admin.close().await;
-    let url = match admin_url.rsplit_once('/') {
+    match admin_url.rsplit_once('/') {
         Some((base, _)) => format!("{base}/{name}"),
         None => panic!("bad QUIVER_TEST_PG_URL"),
-    };
+    }
+}
+
+/// Creates a fresh, migrated Postgres database for one test.
+pub async fn postgres_database() -> Database {
+    let url = postgres_database_url().await;
     let db = Database::connect(&url, &settings())
         .await
         .expect("connect to test database");
     db.migrate("tracking", quiver_tracking::POSTGRES_MIGRATIONS)
         .await
         .expect("migrate");
+    db.migrate("registry", quiver_registry::POSTGRES_MIGRATIONS)
+        .await
+        .expect("migrate registry");
     db
 }
 
@@ -91,6 +102,9 @@ pub async fn sqlite_database() -> (Database, tempfile::TempDir) {
     db.migrate("tracking", quiver_tracking::SQLITE_MIGRATIONS)
         .await
         .expect("migrate");
+    db.migrate("registry", quiver_registry::SQLITE_MIGRATIONS)
+        .await
+        .expect("migrate registry");
     (db, dir)
 }
 
@@ -147,6 +161,58 @@ pub async fn tracking_api(backend: Backend) -> (Arc<dyn TrackingApi>, Guard) {
             )
         }
     }
+}
+
+/// The registry API on `backend`, with the tracking API it resolves sources
+/// through (both over the same database; over gRPC for the `Grpc*` backends,
+/// where the registry server calls tracking in-process).
+pub async fn registry_api(backend: Backend) -> (Arc<dyn RegistryApi>, Arc<dyn TrackingApi>, Guard) {
+    let in_process = match backend {
+        Backend::Sqlite | Backend::GrpcSqlite => Backend::Sqlite,
+        Backend::Postgres | Backend::GrpcPostgres => Backend::Postgres,
+    };
+    let (tracking, guard) = tracking_api(in_process).await;
+    let registry: Arc<dyn RegistryApi> = Arc::new(RegistryService::new(
+        Arc::new(SqlRegistryStore::new(guard.database.clone())),
+        tracking.clone(),
+    ));
+    if backend == in_process {
+        return (registry, tracking, guard);
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let routes = tonic::service::Routes::new(TrackingGrpcServer::new(tracking).into_service())
+        .add_service(RegistryGrpcServer::new(registry).into_service());
+    tokio::spawn(async move {
+        let _ = quiver_common::grpc::serve(
+            listener,
+            routes,
+            &[
+                "quiver.tracking.v1.TrackingService",
+                "quiver.registry.v1.RegistryService",
+            ],
+            async {
+                let _ = rx.await;
+            },
+        )
+        .await;
+    });
+    let endpoint = format!("http://{address}");
+    let tracking = TrackingGrpcClient::connect_lazy(&endpoint, Duration::from_secs(30))
+        .expect("tracking client");
+    let registry = RegistryGrpcClient::connect_lazy(&endpoint, Duration::from_secs(30))
+        .expect("registry client");
+    let Guard { _dir, database, .. } = guard;
+    (
+        Arc::new(registry),
+        Arc::new(tracking),
+        Guard {
+            _dir,
+            _shutdown: Some(tx),
+            database,
+        },
+    )
 }
 
 /// Where a test's artifacts API runs.

@@ -111,7 +111,7 @@ fn parse_range(headers: &HeaderMap) -> Option<(u64, Option<u64>)> {
     Some((start, end))
 }
 
-async fn stream_file(
+pub(crate) async fn stream_file(
     s: &AppState,
     ctx: &RequestContext,
     path: &str,
@@ -320,28 +320,34 @@ async fn mpu_abort(
     Ok(Json(json!({})))
 }
 
-async fn presigned() -> Response {
-    crate::error::error_response(
-        quiver_common::ErrorCode::NotImplemented,
-        "Multipart download is not supported for the current artifact repository",
-        None,
-    )
+/// `GET /presigned/<path>`: MLflow's multipart download. The "presigned" URL
+/// points back at this gateway's own download route (which serves byte
+/// ranges), so the stock client's parallel ranged download works on every
+/// artifact backend and never needs credentials for the store.
+async fn presigned(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, GatewayError> {
+    let file_size = s.artifacts.stat(&ctx, &path).await?;
+    let url = format!(
+        "{}{}/api/2.0/mlflow-artifacts/artifacts/{}",
+        public_base(&headers),
+        ctx_prefix(&ctx),
+        encode_path(&path)
+    );
+    Ok(Json(
+        json!({"url": url, "headers": {}, "file_size": file_size}),
+    ))
 }
 
 /// Maps a run's `artifact_uri` (`mlflow-artifacts:/<exp>/<run>/artifacts`) to
 /// its path in the proxy; other schemes are not served by this server.
 fn proxied_root(artifact_uri: &str) -> Result<String, GatewayError> {
-    let rest = artifact_uri
-        .strip_prefix("mlflow-artifacts:")
-        .ok_or_else(|| {
-            GatewayError::invalid("The run's artifacts are not stored by this server.")
-        })?;
-    // `mlflow-artifacts:/x`, or `mlflow-artifacts://host/x`.
-    let rest = match rest.strip_prefix("//") {
-        Some(with_host) => with_host.split_once('/').map_or("", |(_, path)| path),
-        None => rest.trim_start_matches('/'),
-    };
-    Ok(rest.to_string())
+    quiver_artifacts::ArtifactPath::from_proxied_uri(artifact_uri)
+        .map(|path| path.to_string())
+        .ok_or_else(|| GatewayError::invalid("The run's artifacts are not stored by this server."))
 }
 
 async fn run_root(

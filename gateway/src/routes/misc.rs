@@ -33,7 +33,7 @@ pub async fn server_info() -> Json<serde_json::Value> {
         "quiver_version": env!("CARGO_PKG_VERSION"),
         "workspaces_enabled": true,
         "multipart_uploads_enabled": true,
-        "multipart_downloads_enabled": false,
+        "multipart_downloads_enabled": true,
         "artifact_serving_enabled": true,
         "artifacts_presigned_only": false,
     }))

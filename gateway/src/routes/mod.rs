@@ -3,4 +3,5 @@
 pub mod artifacts;
 pub mod logged_models;
 pub mod misc;
+pub mod registry;
 pub mod tracking;

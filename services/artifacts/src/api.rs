@@ -38,6 +38,8 @@ pub trait ArtifactsApi: Send + Sync + 'static {
         path: &str,
         range: Option<(u64, Option<u64>)>,
     ) -> Result<Download, ApiError>;
+    /// The size of a file (404 when there is none).
+    async fn stat(&self, ctx: &RequestContext, path: &str) -> Result<u64, ApiError>;
     /// Deletes a file, or a directory and everything under it.
     async fn delete(&self, ctx: &RequestContext, path: &str) -> Result<(), ApiError>;
     /// Starts a multipart upload of `path` and returns its id.

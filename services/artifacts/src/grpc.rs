@@ -173,6 +173,17 @@ impl ArtifactsService for ArtifactsGrpcServer {
         Ok(Response::new(pb::DeleteArtifactResponse {}))
     }
 
+    async fn stat_artifact(
+        &self,
+        request: Request<pb::StatArtifactRequest>,
+    ) -> Result<Response<pb::StatArtifactResponse>, Status> {
+        let ctx = RequestContext::from_metadata(request.metadata())?;
+        let size = self.api.stat(&ctx, &request.get_ref().path).await?;
+        Ok(Response::new(pb::StatArtifactResponse {
+            file_size: i64::try_from(size).unwrap_or(i64::MAX),
+        }))
+    }
+
     async fn create_multipart_upload(
         &self,
         request: Request<pb::CreateMultipartUploadRequest>,
@@ -360,6 +371,20 @@ impl ArtifactsApi for ArtifactsGrpcClient {
         });
         self.client.clone().delete_artifact(request).await?;
         Ok(())
+    }
+
+    async fn stat(&self, ctx: &RequestContext, path: &str) -> Result<u64, ApiError> {
+        let request = ctx.to_request(pb::StatArtifactRequest {
+            path: path.to_string(),
+        });
+        let size = self
+            .client
+            .clone()
+            .stat_artifact(request)
+            .await?
+            .into_inner()
+            .file_size;
+        Ok(u64::try_from(size).unwrap_or(0))
     }
 
     async fn create_multipart(

@@ -13,4 +13,5 @@ pub mod service;
 pub mod storage;
 
 pub use api::{ArtifactsApi, ByteStream, Download};
+pub use path::ArtifactPath;
 pub use service::ArtifactsService;

@@ -45,6 +45,25 @@ impl ArtifactPath {
         Ok(path)
     }
 
+    /// Returns the path inside this server's store that a proxied URI names:
+    /// `mlflow-artifacts:/a/b` (or `mlflow-artifacts:///a/b`) gives `a/b`,
+    /// decoded once as the proxy route decodes it. `None` for any other URI
+    /// (another scheme, or `mlflow-artifacts://host/...`, which belongs to
+    /// whatever server that host is), for unsafe paths and for the root.
+    pub fn from_proxied_uri(uri: &str) -> Option<ArtifactPath> {
+        let rest = uri.strip_prefix("mlflow-artifacts:")?;
+        let path = match rest.strip_prefix("///") {
+            Some(path) => path,
+            None if rest.starts_with("//") => return None,
+            None => rest.strip_prefix('/')?,
+        };
+        let decoded = percent_encoding::percent_decode_str(path)
+            .decode_utf8()
+            .ok()?;
+        let parsed = ArtifactPath::parse(&decoded).ok()?;
+        (!parsed.is_root()).then_some(parsed)
+    }
+
     /// The root.
     pub fn root() -> ArtifactPath {
         ArtifactPath {
@@ -184,6 +203,35 @@ mod tests {
         let error = ArtifactPath::parse("../x").unwrap_err();
         assert_eq!(error.message, "Invalid path");
         assert_eq!(error.code, quiver_common::ErrorCode::InvalidParameterValue);
+    }
+
+    #[test]
+    fn proxied_uris_map_to_paths_of_this_store_only() {
+        for (uri, expected) in [
+            ("mlflow-artifacts:/1/abc/artifacts", "1/abc/artifacts"),
+            ("mlflow-artifacts:///1/abc/artifacts", "1/abc/artifacts"),
+            ("mlflow-artifacts:/1/abc/artifacts/", "1/abc/artifacts"),
+            ("mlflow-artifacts:/my%20dir/x", "my dir/x"),
+        ] {
+            assert_eq!(
+                ArtifactPath::from_proxied_uri(uri).unwrap().to_string(),
+                expected,
+                "{uri}"
+            );
+        }
+        for uri in [
+            "mlflow-artifacts://other-host/1/abc",
+            "mlflow-artifacts:1/abc",
+            "mlflow-artifacts:/",
+            "mlflow-artifacts:",
+            "mlflow-artifacts:/1/../2",
+            "mlflow-artifacts:/1/%2e%2e/2",
+            "s3://bucket/1/abc/artifacts",
+            "file:///data/1/abc",
+            "/data/1/abc",
+        ] {
+            assert!(ArtifactPath::from_proxied_uri(uri).is_none(), "{uri}");
+        }
     }
 
     #[test]

@@ -179,6 +179,52 @@ impl ArtifactsService {
             .await
             .map_err(storage_error)
     }
+
+    /// Removes every object at or under `path` in `namespace` and returns how
+    /// many it removed; with `dry_run`, only counts them. The admin side of
+    /// `quiver gc`, not part of [`ArtifactsApi`]. `path` must not be the
+    /// namespace root; prefixes match whole segments (`1` never reaches
+    /// `10/...`). On a local root, a tree that reaches through a symlink is
+    /// refused before anything is removed (listing follows symlinks, so a
+    /// link could otherwise lead outside the root).
+    pub async fn purge(
+        &self,
+        namespace: &Namespace,
+        path: &ArtifactPath,
+        dry_run: bool,
+    ) -> Result<u64, ApiError> {
+        if path.is_root() {
+            return Err(ApiError::invalid("Invalid path"));
+        }
+        let key = self.key(namespace, path);
+        self.refuse_symlinks(&key)?;
+        let mut objects = Vec::new();
+        match self.root.store.head(&key).await {
+            Ok(meta) => objects.push(meta.location),
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(error) => return Err(storage_error(error)),
+        }
+        for meta in self.list_keys(&key).await? {
+            if meta.location != key {
+                // Listing a local root follows symlinks: refuse before deleting anything.
+                self.refuse_symlinks(&meta.location)?;
+                objects.push(meta.location);
+            }
+        }
+        if dry_run {
+            return Ok(objects.len() as u64);
+        }
+        let mut removed = 0;
+        for location in objects {
+            match self.root.store.delete(&location).await {
+                Ok(()) => removed += 1,
+                Err(object_store::Error::NotFound { .. }) => {}
+                Err(error) => return Err(storage_error(error)),
+            }
+        }
+        self.remove_empty_dirs(&key);
+        Ok(removed)
+    }
 }
 
 fn byte_stream(
@@ -288,6 +334,18 @@ impl ArtifactsApi for ArtifactsService {
         })
     }
 
+    #[instrument(skip_all, name = "artifacts.stat", fields(ns = %ctx.namespace))]
+    async fn stat(&self, ctx: &RequestContext, path: &str) -> Result<u64, ApiError> {
+        let path = ArtifactPath::parse_non_root(path)?;
+        let key = self.key(&ctx.namespace, &path);
+        self.refuse_symlinks(&key)?;
+        match self.root.store.head(&key).await {
+            Ok(meta) => Ok(meta.size),
+            Err(object_store::Error::NotFound { .. }) => Err(no_such_artifact(&path)),
+            Err(other) => Err(storage_error(other)),
+        }
+    }
+
     #[instrument(skip_all, name = "artifacts.delete", fields(ns = %ctx.namespace))]
     async fn delete(&self, ctx: &RequestContext, path: &str) -> Result<(), ApiError> {
         let path = ArtifactPath::parse_non_root(path)?;
@@ -298,7 +356,12 @@ impl ArtifactsApi for ArtifactsService {
             Err(object_store::Error::NotFound { .. }) => {}
             Err(error) => return Err(storage_error(error)),
         }
-        for meta in self.list_keys(&key).await? {
+        let objects = self.list_keys(&key).await?;
+        // Listing a local root follows symlinks: refuse before deleting anything.
+        for meta in &objects {
+            self.refuse_symlinks(&meta.location)?;
+        }
+        for meta in objects {
             self.root
                 .store
                 .delete(&meta.location)

@@ -64,6 +64,11 @@ pub struct ArtifactsConfig {
     /// object_store options, e.g. `aws_endpoint`, `aws_region`,
     /// `aws_allow_http` (credentials also come from `AWS_*` env variables).
     pub options: std::collections::BTreeMap<String, String>,
+    /// URI prefixes under which a client may choose an experiment's
+    /// `artifact_location` (e.g. `s3://bucket/team`); empty: none, every
+    /// experiment gets the server's `mlflow-artifacts:/<id>`. The env variable
+    /// takes a comma-separated list.
+    pub allowed_locations: Vec<String>,
 }
 
 /// Endpoints of remote roles.
@@ -74,6 +79,8 @@ pub struct RemoteConfig {
     pub tracking_endpoint: String,
     /// gRPC endpoint of the artifacts service when it is not in this process.
     pub artifacts_endpoint: String,
+    /// gRPC endpoint of the registry service when it is not in this process.
+    pub registry_endpoint: String,
     /// Per-call timeout for remote gRPC calls, in seconds.
     pub request_timeout_seconds: u64,
 }
@@ -133,6 +140,7 @@ impl Default for RemoteConfig {
         RemoteConfig {
             tracking_endpoint: "http://127.0.0.1:5001".to_string(),
             artifacts_endpoint: "http://127.0.0.1:5001".to_string(),
+            registry_endpoint: "http://127.0.0.1:5001".to_string(),
             request_timeout_seconds: 30,
         }
     }
@@ -190,6 +198,8 @@ impl Config {
                 .prefix_separator("__")
                 .separator("__")
                 .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("artifacts.allowed_locations")
                 .source(Some(env_map)),
         );
         Ok(builder.build()?.try_deserialize()?)
@@ -275,6 +285,36 @@ mod tests {
         assert_eq!(config.server.http_addr, "0.0.0.0:9");
         assert_eq!(config.server.grpc_addr, "0.0.0.0:2");
         assert_eq!(config.database.max_connections, 3);
+    }
+
+    #[test]
+    fn allowed_locations_come_as_a_list_from_file_and_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.toml");
+        std::fs::write(
+            &path,
+            "[artifacts]\nallowed_locations = [\"s3://a/x\", \"gs://b\"]\n",
+        )
+        .unwrap();
+        let config = Config::load(Some(&path), Vec::new()).unwrap();
+        assert_eq!(config.artifacts.allowed_locations, ["s3://a/x", "gs://b"]);
+        let env = vec![
+            (
+                "QUIVER__ARTIFACTS__ALLOWED_LOCATIONS".to_string(),
+                "s3://c/y,file:///data".to_string(),
+            ),
+            // Other values with a comma stay strings.
+            (
+                "QUIVER__LOG__LEVEL".to_string(),
+                "info,sqlx=warn".to_string(),
+            ),
+        ];
+        let config = Config::load(Some(&path), env).unwrap();
+        assert_eq!(
+            config.artifacts.allowed_locations,
+            ["s3://c/y", "file:///data"]
+        );
+        assert_eq!(config.log.level, "info,sqlx=warn");
     }
 
     #[test]

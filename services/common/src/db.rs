@@ -117,14 +117,25 @@ impl Database {
         migrations: &[(i64, &'static str)],
     ) -> Result<(), DbError> {
         let mut conn = self.writer.acquire().await?;
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS quiver_migrations (
-                service TEXT NOT NULL,
-                version BIGINT NOT NULL,
-                applied_at BIGINT NOT NULL,
-                PRIMARY KEY (service, version))",
-        )
-        .await?;
+        {
+            // Concurrent `CREATE TABLE IF NOT EXISTS` races on Postgres (two
+            // services starting at once), so it runs under the lock too.
+            let mut tx = sqlx::Acquire::begin(&mut *conn).await?;
+            if self.dialect == Dialect::Postgres {
+                sqlx::query("SELECT pg_advisory_xact_lock(7157120101)")
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.execute(
+                "CREATE TABLE IF NOT EXISTS quiver_migrations (
+                    service TEXT NOT NULL,
+                    version BIGINT NOT NULL,
+                    applied_at BIGINT NOT NULL,
+                    PRIMARY KEY (service, version))",
+            )
+            .await?;
+            tx.commit().await?;
+        }
         for (version, sql) in migrations {
             let mut tx = sqlx::Acquire::begin(&mut *conn).await?;
             if self.dialect == Dialect::Postgres {
@@ -163,6 +174,17 @@ impl Database {
             tx.commit().await?;
         }
         Ok(())
+    }
+
+    /// The newest applied migration of `service`, or `None` when it has none
+    /// here (its tables are not in this database).
+    pub async fn migration_version(&self, service: &str) -> Result<Option<i64>, DbError> {
+        let version =
+            sqlx::query_scalar("SELECT MAX(version) FROM quiver_migrations WHERE service = $1")
+                .bind(service)
+                .fetch_one(&self.reader)
+                .await?;
+        Ok(version)
     }
 
     /// Closes both pools.

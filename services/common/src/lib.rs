@@ -6,6 +6,7 @@ pub mod context;
 pub mod db;
 pub mod error;
 pub mod grpc;
+pub mod sql;
 pub mod telemetry;
 pub mod time;
 

@@ -19,5 +19,11 @@ pub mod artifacts {
     }
 }
 
+pub mod registry {
+    pub mod v1 {
+        tonic::include_proto!("quiver.registry.v1");
+    }
+}
+
 /// The encoded `FileDescriptorSet` of every Quiver proto, for gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("quiver_descriptor");

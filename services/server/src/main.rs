@@ -2,6 +2,7 @@
 //! default (SQLite + local files, HTTP on :5000, gRPC on :5001);
 //! `--services tracking` or `--services gateway` run one role each.
 
+mod gc;
 mod roles;
 
 use std::path::PathBuf;
@@ -34,7 +35,7 @@ struct Cli {
 enum Command {
     /// Runs the selected roles until SIGTERM or Ctrl-C.
     Run {
-        /// Comma-separated roles: all, tracking, artifacts, gateway.
+        /// Comma-separated roles: all, tracking, artifacts, registry, gateway.
         #[arg(long, default_value = "all", value_delimiter = ',')]
         services: Vec<String>,
         /// HTTP listen address; overrides server.http_addr.
@@ -49,12 +50,29 @@ enum Command {
         /// Remote artifacts gRPC endpoint for a gateway-only process.
         #[arg(long)]
         artifacts_endpoint: Option<String>,
+        /// Remote registry gRPC endpoint for a gateway-only process.
+        #[arg(long)]
+        registry_endpoint: Option<String>,
         /// Artifact root URL; overrides artifacts.root.
         #[arg(long)]
         artifacts_root: Option<String>,
     },
     /// Applies pending database migrations and exits.
     Migrate,
+    /// Permanently removes deleted runs and experiments, and their artifacts.
+    ///
+    /// Removes runs in lifecycle stage 'deleted' whose deletion is older than
+    /// --older-than, and deleted experiments deleted longer ago than that with
+    /// everything in them (all their runs in any state, metrics, params, tags,
+    /// inputs, outputs, logged models, experiment tags). Artifacts are deleted
+    /// first, then the rows, so an interrupted gc is finished by the next one.
+    /// Only artifacts behind this server's own mlflow-artifacts: URIs are
+    /// deleted (each run's and model's own directory); locations elsewhere are
+    /// reported and left alone. The default experiment "0" of a namespace is
+    /// never removed, only its deleted runs. Point it at the server's database
+    /// and artifact root (the same --config, --data-dir or --database-url and
+    /// artifacts.root as `quiver run`); try --dry-run first.
+    Gc(gc::GcArgs),
     /// Manages namespaces (needed when namespaces.auto_create is false).
     Namespace {
         #[command(subcommand)]
@@ -85,6 +103,7 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
         grpc_addr,
         tracking_endpoint,
         artifacts_endpoint,
+        registry_endpoint,
         artifacts_root,
         ..
     } = &cli.command
@@ -100,6 +119,9 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
         }
         if let Some(endpoint) = artifacts_endpoint {
             config.remote.artifacts_endpoint = endpoint.clone();
+        }
+        if let Some(endpoint) = registry_endpoint {
+            config.remote.registry_endpoint = endpoint.clone();
         }
         if let Some(root) = artifacts_root {
             config.artifacts.root = root.clone();
@@ -123,6 +145,7 @@ fn main() -> anyhow::Result<()> {
                 roles::run(config, roles).await
             }
             Command::Migrate => roles::migrate(&config).await,
+            Command::Gc(args) => gc::gc(config, args).await,
             Command::Namespace {
                 action: NamespaceAction::Create { name },
             } => roles::create_namespace(&config, &name).await,

@@ -10,6 +10,9 @@ use quiver_artifacts::{ArtifactsApi, ArtifactsService};
 use quiver_common::config::Config;
 use quiver_common::db::{Database, PoolSettings};
 use quiver_gateway::AppState;
+use quiver_registry::grpc::{RegistryGrpcClient, RegistryGrpcServer};
+use quiver_registry::store::SqlRegistryStore;
+use quiver_registry::{RegistryApi, RegistryService};
 use quiver_tracking::grpc::{TrackingGrpcClient, TrackingGrpcServer};
 use quiver_tracking::store::SqlTrackingStore;
 use quiver_tracking::{TrackingApi, TrackingService};
@@ -21,6 +24,7 @@ use tokio::sync::watch;
 pub struct Roles {
     pub tracking: bool,
     pub artifacts: bool,
+    pub registry: bool,
     pub gateway: bool,
 }
 
@@ -29,6 +33,7 @@ impl Roles {
         let mut roles = Roles {
             tracking: false,
             artifacts: false,
+            registry: false,
             gateway: false,
         };
         for name in names {
@@ -36,24 +41,26 @@ impl Roles {
                 "all" => {
                     roles.tracking = true;
                     roles.artifacts = true;
+                    roles.registry = true;
                     roles.gateway = true;
                 }
                 "tracking" => roles.tracking = true,
                 "artifacts" => roles.artifacts = true,
+                "registry" => roles.registry = true,
                 "gateway" => roles.gateway = true,
                 other => bail!(
-                    "unknown service '{other}' (expected all, tracking, artifacts or gateway)"
+                    "unknown service '{other}' (expected all, tracking, artifacts, registry or gateway)"
                 ),
             }
         }
-        if !roles.tracking && !roles.artifacts && !roles.gateway {
+        if !roles.tracking && !roles.artifacts && !roles.registry && !roles.gateway {
             bail!("no service selected");
         }
         Ok(roles)
     }
 }
 
-async fn open_database(config: &Config) -> anyhow::Result<Database> {
+pub(crate) async fn open_database(config: &Config) -> anyhow::Result<Database> {
     let url = config.database_url();
     if url.starts_with("sqlite:") {
         std::fs::create_dir_all(&config.server.data_dir).with_context(|| {
@@ -72,12 +79,25 @@ async fn open_database(config: &Config) -> anyhow::Result<Database> {
         .context("connecting to the database")
 }
 
+/// Applies the migrations of the services that own tables.
+async fn apply_migrations(db: &Database, tracking: bool, registry: bool) -> anyhow::Result<()> {
+    if tracking {
+        db.migrate("tracking", quiver_tracking::migrations(db.dialect))
+            .await
+            .context("applying tracking migrations")?;
+    }
+    if registry {
+        db.migrate("registry", quiver_registry::migrations(db.dialect))
+            .await
+            .context("applying registry migrations")?;
+    }
+    Ok(())
+}
+
 /// `quiver migrate`.
 pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     let db = open_database(config).await?;
-    db.migrate("tracking", quiver_tracking::migrations(db.dialect))
-        .await
-        .context("applying tracking migrations")?;
+    apply_migrations(&db, true, true).await?;
     db.close().await;
     tracing::info!("migrations applied");
     Ok(())
@@ -112,18 +132,21 @@ pub async fn run(config: Config, roles: Roles) -> anyhow::Result<()> {
         let _ = rx.wait_for(|stop| *stop).await;
     };
 
-    let mut database = None;
-    let tracking: Arc<dyn TrackingApi> = if roles.tracking {
+    let database = if roles.tracking || roles.registry {
         let db = open_database(&config).await?;
         if config.database.migrate_on_start {
-            db.migrate("tracking", quiver_tracking::migrations(db.dialect))
-                .await
-                .context("applying tracking migrations")?;
+            apply_migrations(&db, roles.tracking, roles.registry).await?;
         }
+        Some(db)
+    } else {
+        None
+    };
+    let tracking: Arc<dyn TrackingApi> = if let (true, Some(db)) = (roles.tracking, &database) {
         let store = Arc::new(SqlTrackingStore::new(db.clone()));
-        database = Some(db);
         Arc::new(
-            TrackingService::new(store).with_auto_create_namespaces(config.namespaces.auto_create),
+            TrackingService::new(store)
+                .with_auto_create_namespaces(config.namespaces.auto_create)
+                .with_allowed_artifact_locations(&config.artifacts.allowed_locations)?,
         )
     } else {
         Arc::new(
@@ -149,8 +172,21 @@ pub async fn run(config: Config, roles: Roles) -> anyhow::Result<()> {
         )
     };
 
+    let registry: Arc<dyn RegistryApi> = if let (true, Some(db)) = (roles.registry, &database) {
+        let store = Arc::new(SqlRegistryStore::new(db.clone()));
+        Arc::new(RegistryService::new(store, tracking.clone()))
+    } else {
+        Arc::new(
+            RegistryGrpcClient::connect_lazy(
+                &config.remote.registry_endpoint,
+                Duration::from_secs(config.remote.request_timeout_seconds),
+            )
+            .context("creating the registry client")?,
+        )
+    };
+
     let mut tasks = tokio::task::JoinSet::new();
-    if roles.tracking || roles.artifacts {
+    if roles.tracking || roles.artifacts || roles.registry {
         let listener = TcpListener::bind(&config.server.grpc_addr)
             .await
             .with_context(|| format!("binding gRPC address {}", config.server.grpc_addr))?;
@@ -164,6 +200,10 @@ pub async fn run(config: Config, roles: Roles) -> anyhow::Result<()> {
         if roles.artifacts {
             routes = routes.add_service(ArtifactsGrpcServer::new(artifacts.clone()).into_service());
             names.push("quiver.artifacts.v1.ArtifactsService");
+        }
+        if roles.registry {
+            routes = routes.add_service(RegistryGrpcServer::new(registry.clone()).into_service());
+            names.push("quiver.registry.v1.RegistryService");
         }
         let stop = wait_for(signal.clone());
         tasks.spawn(async move {
@@ -181,6 +221,7 @@ pub async fn run(config: Config, roles: Roles) -> anyhow::Result<()> {
         let app = quiver_gateway::app(AppState {
             tracking: tracking.clone(),
             artifacts: artifacts.clone(),
+            registry: registry.clone(),
             max_body_bytes: config.gateway.max_body_bytes,
             request_timeout: Duration::from_secs(config.gateway.request_timeout_seconds),
         });

@@ -6,6 +6,7 @@
 //! over gRPC, and [`grpc::TrackingGrpcServer`] serves any implementation.
 
 pub mod api;
+pub mod artifact_location;
 pub mod grpc;
 pub mod names;
 pub mod page_token;
@@ -23,6 +24,10 @@ pub const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
         2,
         include_str!("../migrations/postgres/0002_logged_models.sql"),
     ),
+    (
+        3,
+        include_str!("../migrations/postgres/0003_gc_indexes.sql"),
+    ),
 ];
 /// The embedded migrations, per backend: (version, SQL).
 pub const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
@@ -31,6 +36,7 @@ pub const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         2,
         include_str!("../migrations/sqlite/0002_logged_models.sql"),
     ),
+    (3, include_str!("../migrations/sqlite/0003_gc_indexes.sql")),
 ];
 
 /// Returns the migrations for a dialect.

@@ -13,6 +13,7 @@ use quiver_search::Target;
 use tracing::instrument;
 
 use crate::api::TrackingApi;
+use crate::artifact_location::{ArtifactLocationPolicy, InvalidAllowedLocation};
 use crate::page_token;
 use crate::store::{
     Batch, ExperimentQuery, HistoryCursor, Lifecycle, MetricPoint, NewExperiment, NewRun, RunQuery,
@@ -35,6 +36,7 @@ pub struct TrackingService {
     store: Arc<dyn TrackingStore>,
     known_namespaces: RwLock<HashSet<Namespace>>,
     auto_create_namespaces: bool,
+    artifact_locations: ArtifactLocationPolicy,
 }
 
 impl TrackingService {
@@ -44,6 +46,7 @@ impl TrackingService {
             store,
             known_namespaces: RwLock::new(HashSet::new()),
             auto_create_namespaces: true,
+            artifact_locations: ArtifactLocationPolicy::default(),
         }
     }
 
@@ -53,6 +56,18 @@ impl TrackingService {
     pub fn with_auto_create_namespaces(mut self, auto_create: bool) -> TrackingService {
         self.auto_create_namespaces = auto_create;
         self
+    }
+
+    /// Sets the URI prefixes under which a client may choose an experiment's
+    /// artifact location (`artifacts.allowed_locations`). By default none: a
+    /// client-given location is refused and experiments get the server's
+    /// `mlflow-artifacts:/<id>`.
+    pub fn with_allowed_artifact_locations(
+        mut self,
+        prefixes: &[String],
+    ) -> Result<TrackingService, InvalidAllowedLocation> {
+        self.artifact_locations = ArtifactLocationPolicy::new(prefixes)?;
+        Ok(self)
     }
 
     /// Returns the namespace of the call, creating it (and its default
@@ -250,7 +265,7 @@ impl TrackingApi for TrackingService {
                     "artifact_location must not contain NUL bytes",
                 ));
             }
-            Some(request.artifact_location)
+            Some(self.artifact_locations.check(&request.artifact_location)?)
         };
         let id = self
             .store

@@ -1,4 +1,5 @@
-"""A compact tracking flow through the stock mlflow 2.x client (2.22.x)."""
+"""A compact tracking flow and a model-registry flow through the stock mlflow 2.x
+client (2.22.x)."""
 
 from __future__ import annotations
 
@@ -110,3 +111,59 @@ def test_errors_and_experiment_lifecycle(tracking_uri, client):
     new = unique("v2renamed")
     client.rename_experiment(exp_id, new)
     assert MlflowClient(tracking_uri=tracking_uri).get_experiment_by_name(new).experiment_id == exp_id
+
+
+def test_registry_flow(tracking_uri, client):
+    """Log a sklearn model in a run (2.x: the model lives in the run's artifacts), register
+    it via runs:/, promote it, load it by stage and by alias; a second version replaces it."""
+    import numpy as np
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import RandomForestClassifier
+
+    X, y = make_classification(n_samples=300, n_features=6, random_state=0)
+    models, run_ids = [], []
+    mlflow.set_experiment(unique("v2reg"))
+    for depth in (1, 8):
+        model = RandomForestClassifier(n_estimators=10, max_depth=depth, random_state=0).fit(X, y)
+        with mlflow.start_run() as run:
+            mlflow.log_param("max_depth", depth)
+            # explicit requirements skip the client's slow requirement inference
+            mlflow.sklearn.log_model(model, "model", pip_requirements=["scikit-learn"])
+        models.append(model)
+        run_ids.append(run.info.run_id)
+    assert not np.array_equal(models[0].predict(X), models[1].predict(X))
+
+    name = unique("v2model")
+    mv = mlflow.register_model(f"runs:/{run_ids[0]}/model", name)
+    assert (mv.name, mv.version, mv.run_id, mv.status) == (name, "1", run_ids[0], "READY")
+    # the 2.x client registers the run's own artifact location
+    assert mv.source == client.get_run(run_ids[0]).info.artifact_uri + "/model"
+    assert client.get_model_version_download_uri(name, "1") == mv.source
+
+    assert client.transition_model_version_stage(name, "1", "Production").current_stage == "Production"
+    prod = mlflow.pyfunc.load_model(f"models:/{name}/Production")
+    assert np.array_equal(prod.predict(X), models[0].predict(X))
+
+    client.set_registered_model_alias(name, "champion", "1")
+    assert client.get_model_version_by_alias(name, "champion").version == "1"
+    champion = mlflow.sklearn.load_model(f"models:/{name}@champion")
+    assert np.array_equal(champion.predict(X), models[0].predict(X))
+    assert np.array_equal(champion.predict(X), prod.predict(X))
+
+    mv2 = mlflow.register_model(f"runs:/{run_ids[1]}/model", name)
+    assert mv2.version == "2"
+    client.transition_model_version_stage(name, "2", "Production", archive_existing_versions=True)
+    assert client.get_model_version(name, "1").current_stage == "Archived"
+    assert [v.version for v in client.get_latest_versions(name, stages=["Production"])] == ["2"]
+    prod = mlflow.pyfunc.load_model(f"models:/{name}/Production")
+    assert np.array_equal(prod.predict(X), models[1].predict(X))
+    client.set_registered_model_alias(name, "champion", "2")
+    champion = mlflow.pyfunc.load_model(f"models:/{name}@champion")
+    assert np.array_equal(champion.predict(X), models[1].predict(X))
+
+    client.delete_registered_model_alias(name, "champion")
+    with raises_mlflow("INVALID_PARAMETER_VALUE"):
+        client.get_model_version_by_alias(name, "champion")
+    client.delete_registered_model(name)
+    with raises_mlflow("RESOURCE_DOES_NOT_EXIST"):
+        client.get_registered_model(name)

@@ -91,6 +91,22 @@ pub async fn round_trip_list_and_delete(backend: ArtifactBackend) {
         .unwrap();
     assert_eq!(size, data.len() as u64);
     assert!(read == data, "bytes differ");
+    // stat gives the size without reading (multipart downloads plan with it).
+    assert_eq!(
+        env.api
+            .stat(&env.ctx, "1/run/artifacts/model/model.pkl")
+            .await
+            .unwrap(),
+        data.len() as u64
+    );
+    assert_eq!(
+        env.api
+            .stat(&env.ctx, "1/run/artifacts/nope")
+            .await
+            .unwrap_err()
+            .code,
+        ErrorCode::ResourceDoesNotExist
+    );
     assert_eq!(env.get("1/run/artifacts/empty", None).await.unwrap().1, b"");
     // Overwrite.
     env.put("1/run/artifacts/notes.txt", b"hello again").await;
@@ -198,6 +214,7 @@ pub async fn hostile_paths_are_refused(backend: ArtifactBackend) {
         expect_400(env.get(path, None).await.map(|_| ()), "download");
         expect_400(env.api.list(&env.ctx, path).await.map(|_| ()), "list");
         expect_400(env.api.delete(&env.ctx, path).await, "delete");
+        expect_400(env.api.stat(&env.ctx, path).await.map(|_| ()), "stat");
         expect_400(
             env.api
                 .create_multipart(&env.ctx, path, 1)
@@ -409,4 +426,26 @@ async fn symlinks_inside_a_local_root_are_refused() {
         .await
         .unwrap_err();
     assert_eq!(error.code, ErrorCode::InvalidParameterValue);
+}
+
+/// Listing a local root follows symlinks, so deleting a tree that holds one
+/// must refuse rather than delete the files the link leads to.
+#[tokio::test]
+async fn deleting_a_tree_never_follows_a_symlink_out_of_the_root() {
+    let env = env(ArtifactBackend::Local).await;
+    env.put("1/r/artifacts/ok.txt", b"ok").await;
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("precious.txt"), b"keep").unwrap();
+    let run_dir = env
+        .guard
+        .dir
+        .as_ref()
+        .unwrap()
+        .path()
+        .join("default/1/r/artifacts");
+    std::os::unix::fs::symlink(outside.path(), run_dir.join("escape")).unwrap();
+    let error = env.api.delete(&env.ctx, "1/r").await.unwrap_err();
+    assert_eq!(error.code, ErrorCode::InvalidParameterValue);
+    assert!(outside.path().join("precious.txt").exists());
+    assert!(run_dir.join("ok.txt").exists(), "nothing is deleted");
 }

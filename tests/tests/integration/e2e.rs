@@ -8,6 +8,8 @@ use std::time::Duration;
 use quiver_common::{Namespace, RequestContext};
 use quiver_e2e::{QuiverProcess, quiver_bin};
 use quiver_proto::tracking::v1 as pb;
+use quiver_registry::RegistryApi;
+use quiver_registry::grpc::RegistryGrpcClient;
 use quiver_tracking::TrackingApi;
 use quiver_tracking::grpc::TrackingGrpcClient;
 use serde_json::{Value, json};
@@ -367,4 +369,160 @@ async fn bulk_writes_refresh_postgres_statistics() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Two registry processes on one Postgres database, each taking half of 40
+/// concurrent registrations of one model: versions come out 1..=40 with no
+/// gap and no duplicate. Sources are resolved through a third, tracking process.
+#[tokio::test]
+async fn two_registry_processes_allocate_versions_without_gaps() {
+    use quiver_proto::registry::v1 as rpb;
+    let dir = tempfile::tempdir().unwrap();
+    let url = quiver_e2e::postgres_database_url().await;
+    let tracking = QuiverProcess::start(
+        &["--services", "tracking", "--database-url", &url],
+        dir.path(),
+        false,
+    );
+    let tracking_endpoint = format!("http://{}", tracking.grpc);
+    let registries: Vec<QuiverProcess> = (0..2)
+        .map(|_| {
+            QuiverProcess::start(
+                &[
+                    "--services",
+                    "registry",
+                    "--database-url",
+                    &url,
+                    "--tracking-endpoint",
+                    &tracking_endpoint,
+                ],
+                dir.path(),
+                false,
+            )
+        })
+        .collect();
+    let ctx = RequestContext::default_namespace();
+    let tracking_client =
+        TrackingGrpcClient::connect_lazy(&tracking_endpoint, Duration::from_secs(30)).unwrap();
+    let run_id = tracking_client
+        .create_run(
+            &ctx,
+            pb::CreateRunRequest {
+                experiment_id: "0".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .run
+        .unwrap()
+        .info
+        .unwrap()
+        .run_id;
+    let clients: Vec<RegistryGrpcClient> = registries
+        .iter()
+        .map(|process| {
+            RegistryGrpcClient::connect_lazy(
+                &format!("http://{}", process.grpc),
+                Duration::from_secs(30),
+            )
+            .unwrap()
+        })
+        .collect();
+    clients[0]
+        .create_registered_model(
+            &ctx,
+            rpb::CreateRegisteredModelRequest {
+                name: "user-churn-model".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let client = clients[i % 2].clone();
+        let ctx = ctx.clone();
+        let source = format!("runs:/{run_id}/model");
+        tasks.spawn(async move {
+            client
+                .create_model_version(
+                    &ctx,
+                    rpb::CreateModelVersionRequest {
+                        name: "user-churn-model".into(),
+                        source,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap()
+                .model_version
+                .unwrap()
+                .version
+                .parse::<i64>()
+                .unwrap()
+        });
+    }
+    let mut versions = Vec::new();
+    while let Some(result) = tasks.join_next().await {
+        versions.push(result.unwrap());
+    }
+    versions.sort_unstable();
+    assert_eq!(versions, (1..=40).collect::<Vec<i64>>());
+    // Both processes see the same registry.
+    for client in &clients {
+        let found = client
+            .search_model_versions(
+                &ctx,
+                rpb::SearchModelVersionsRequest {
+                    filter: "name = 'user-churn-model'".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .model_versions;
+        assert_eq!(found.len(), 40);
+    }
+}
+
+/// Services starting at once on a fresh Postgres database migrate
+/// concurrently: every one succeeds and each migration is applied once.
+#[tokio::test]
+async fn concurrent_migrations_on_a_fresh_postgres_database() {
+    let url = quiver_e2e::postgres_database_url().await;
+    let settings = quiver_common::db::PoolSettings {
+        max_connections: 2,
+        acquire_timeout: Duration::from_secs(30),
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..6 {
+        let url = url.clone();
+        let settings = settings.clone();
+        tasks.spawn(async move {
+            let db = quiver_common::db::Database::connect(&url, &settings)
+                .await
+                .unwrap();
+            if i % 2 == 0 {
+                db.migrate("tracking", quiver_tracking::POSTGRES_MIGRATIONS)
+                    .await
+            } else {
+                db.migrate("registry", quiver_registry::POSTGRES_MIGRATIONS)
+                    .await
+            }
+        });
+    }
+    while let Some(result) = tasks.join_next().await {
+        result.unwrap().expect("concurrent migration failed");
+    }
+    let db = quiver_common::db::Database::connect(&url, &settings)
+        .await
+        .unwrap();
+    let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM quiver_migrations")
+        .fetch_one(&db.reader)
+        .await
+        .unwrap();
+    let expected =
+        quiver_tracking::POSTGRES_MIGRATIONS.len() + quiver_registry::POSTGRES_MIGRATIONS.len();
+    assert_eq!(applied, i64::try_from(expected).unwrap());
 }

@@ -3,7 +3,7 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use quiver_e2e::{Backend, Guard, tracking_api};
+use quiver_e2e::{Backend, Guard};
 use quiver_gateway::{AppState, app};
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -15,12 +15,13 @@ struct Gateway {
 }
 
 async fn gateway() -> Gateway {
-    let (tracking, guard) = tracking_api(Backend::Sqlite).await;
+    let (registry, tracking, guard) = quiver_e2e::registry_api(Backend::Sqlite).await;
     let (artifacts, artifacts_guard) =
         quiver_e2e::artifacts_api(quiver_e2e::ArtifactBackend::Local).await;
     let router = app(AppState {
         tracking,
         artifacts,
+        registry,
         max_body_bytes: 64 * 1024,
         request_timeout: std::time::Duration::from_secs(30),
     });

@@ -6,3 +6,5 @@ mod artifacts;
 mod conformance;
 mod e2e;
 mod gateway;
+mod gc;
+mod registry;

@@ -11,7 +11,7 @@ use quiver_search::{Comparison, Entity};
 use super::logged_models::{
     DatasetScope, LOGGED_MODEL_COLUMNS, LoggedModelOrderField, LoggedModelQuery,
 };
-use super::search_sql::{Arg, SqlBuilder, direction, numeric_condition, string_condition};
+use quiver_common::sql::{Arg, SqlBuilder, direction, numeric_condition, string_condition};
 
 /// Maps a canonical attribute to its column; `None` for unknown names.
 pub(crate) fn attribute_column(key: &str) -> Option<&'static str> {

@@ -13,8 +13,8 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 use super::rows::{db_error, lifecycle_from_str, metric_value};
-use super::search_sql::{Arg, SqlBuilder};
 use super::{Lifecycle, MetricPoint, SqlTrackingStore, logged_model_search};
+use quiver_common::sql::{Arg, SqlBuilder};
 
 /// Ids per `IN (...)` list when loading model details.
 const IN_CHUNK: usize = 500;
@@ -210,6 +210,34 @@ pub(crate) fn logged_model_info(row: &AnyRow) -> Result<pb::LoggedModelInfo, sql
         registrations: Vec::new(),
         lifecycle_stage: lifecycle_from_str(&stage) as i32,
     })
+}
+
+/// The model versions registered from a logged model, as the client records
+/// them in tag `mlflow.modelVersions` (a JSON list of `{name, version}`).
+fn registrations(tags: &[KeyValue]) -> Vec<pb::LoggedModelRegistration> {
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        name: String,
+        version: serde_json::Value,
+    }
+    let Some(tag) = tags.iter().find(|tag| tag.key == "mlflow.modelVersions") else {
+        return Vec::new();
+    };
+    let entries: Vec<Entry> = serde_json::from_str(&tag.value).unwrap_or_default();
+    entries
+        .into_iter()
+        .filter_map(|entry| {
+            let version = match entry.version {
+                serde_json::Value::String(text) => text,
+                serde_json::Value::Number(number) => number.to_string(),
+                _ => return None,
+            };
+            Some(pb::LoggedModelRegistration {
+                name: entry.name,
+                version,
+            })
+        })
+        .collect()
 }
 
 fn key_value(row: &AnyRow) -> Result<(String, KeyValue), ApiError> {
@@ -459,6 +487,7 @@ impl SqlTrackingStore {
             .into_iter()
             .map(|mut info| {
                 info.tags = tags.remove(&info.model_id).unwrap_or_default();
+                info.registrations = registrations(&info.tags);
                 let data = pb::LoggedModelData {
                     params: params.remove(&info.model_id).unwrap_or_default(),
                     metrics: metrics.remove(&info.model_id).unwrap_or_default(),

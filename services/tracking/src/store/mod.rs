@@ -8,12 +8,14 @@ use quiver_proto::common::v1::{KeyValue, ViewType};
 use quiver_proto::tracking::v1 as pb;
 use quiver_search::{Comparison, OrderBy};
 
+pub mod gc;
 mod logged_model_search;
 pub mod logged_models;
 mod rows;
 mod search_sql;
 pub mod sql;
 
+pub use gc::{GcCandidates, GcExperiment, GcLoggedModel, GcRun, GcStore};
 pub use logged_models::{
     DatasetScope, LoggedModelOrder, LoggedModelOrderField, LoggedModelQuery, LoggedModelStore,
     NewLoggedModel,
@@ -161,10 +163,11 @@ pub struct HistoryCursor {
 }
 
 /// Persistence of everything the tracking service owns (logged models through
-/// the [`LoggedModelStore`] supertrait). Every method is scoped to one
-/// namespace and never reads or writes another's rows.
+/// the [`LoggedModelStore`] supertrait, permanent removal for `quiver gc`
+/// through [`GcStore`]). Every method but [`GcStore::list_namespaces`] is
+/// scoped to one namespace and never reads or writes another's rows.
 #[async_trait]
-pub trait TrackingStore: LoggedModelStore + Send + Sync + 'static {
+pub trait TrackingStore: LoggedModelStore + GcStore + Send + Sync + 'static {
     /// Creates the namespace and its default experiment "0" if missing.
     async fn ensure_namespace(&self, namespace: &Namespace, now: i64) -> Result<(), ApiError>;
     /// Tells whether the namespace exists.

@@ -1,7 +1,6 @@
 //! Row <-> proto mapping for the SQL store: the one place stored values become
 //! API messages.
 
-use quiver_common::ApiError;
 use quiver_proto::tracking::v1 as pb;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -11,18 +10,7 @@ pub(crate) const EXPERIMENT_COLUMNS: &str = "e.experiment_id, e.name, e.artifact
 pub(crate) const RUN_COLUMNS: &str = "r.run_key, r.run_uuid, r.experiment_id, r.name, r.user_id, r.status, \
      r.start_time, r.end_time, r.lifecycle_stage, r.artifact_uri";
 
-pub(crate) fn db_error(error: sqlx::Error) -> ApiError {
-    match error {
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-            ApiError::unavailable(error)
-        }
-        other => ApiError::internal(other),
-    }
-}
-
-pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
-}
+pub(crate) use quiver_common::sql::{db_error, is_unique_violation};
 
 pub(crate) fn lifecycle_from_str(stage: &str) -> pb::LifecycleStage {
     match stage {

@@ -2,181 +2,19 @@
 //! translation of parsed MLflow filters and orders into SQL over the tracking
 //! schema. Every value is bound, never spliced into the text.
 
+use quiver_common::sql::{Arg, SqlBuilder, direction, numeric_condition, sql_op, string_condition};
 use quiver_common::{ApiError, Namespace};
 use quiver_proto::common::v1::ViewType;
 use quiver_search::{Comparison, Entity, Op, Value};
-use sqlx::any::{AnyArguments, AnyRow};
-use sqlx::{Any, AssertSqlSafe, Executor};
 
-use super::rows::{EXPERIMENT_COLUMNS, RUN_COLUMNS, db_error};
+use super::rows::{EXPERIMENT_COLUMNS, RUN_COLUMNS};
 use super::{ExperimentQuery, RunQuery};
-
-/// A bound value.
-#[derive(Debug, Clone)]
-pub(crate) enum Arg {
-    I64(i64),
-    F64(f64),
-    Str(String),
-    OptStr(Option<String>),
-}
-
-/// SQL text plus its arguments, numbered as they are bound.
-#[derive(Debug, Default)]
-pub(crate) struct SqlBuilder {
-    text: String,
-    args: Vec<Arg>,
-}
-
-impl SqlBuilder {
-    pub(crate) fn new() -> SqlBuilder {
-        SqlBuilder::default()
-    }
-
-    pub(crate) fn push(&mut self, text: &str) {
-        self.text.push_str(text);
-    }
-
-    /// Binds a value and returns its placeholder.
-    pub(crate) fn bind(&mut self, arg: Arg) -> String {
-        self.args.push(arg);
-        format!("${}", self.args.len())
-    }
-
-    /// Binds several values and returns `$a, $b, ...`.
-    pub(crate) fn bind_list(&mut self, args: impl IntoIterator<Item = Arg>) -> String {
-        let placeholders: Vec<String> = args.into_iter().map(|arg| self.bind(arg)).collect();
-        placeholders.join(", ")
-    }
-
-    fn query(self) -> sqlx::query::Query<'static, Any, AnyArguments> {
-        let mut query = sqlx::query(AssertSqlSafe(self.text));
-        for arg in self.args {
-            query = match arg {
-                Arg::I64(value) => query.bind(value),
-                Arg::F64(value) => query.bind(value),
-                Arg::Str(value) => query.bind(value),
-                Arg::OptStr(value) => query.bind(value),
-            };
-        }
-        query
-    }
-
-    pub(crate) async fn fetch_all<'e, E>(self, executor: E) -> Result<Vec<AnyRow>, ApiError>
-    where
-        E: Executor<'e, Database = Any>,
-    {
-        self.query().fetch_all(executor).await.map_err(db_error)
-    }
-
-    pub(crate) async fn fetch_optional<'e, E>(self, executor: E) -> Result<Option<AnyRow>, ApiError>
-    where
-        E: Executor<'e, Database = Any>,
-    {
-        self.query()
-            .fetch_optional(executor)
-            .await
-            .map_err(db_error)
-    }
-
-    pub(crate) async fn execute<'e, E>(self, executor: E) -> Result<u64, ApiError>
-    where
-        E: Executor<'e, Database = Any>,
-    {
-        self.query()
-            .execute(executor)
-            .await
-            .map(|done| done.rows_affected())
-            .map_err(db_error)
-    }
-}
 
 fn lifecycle_condition(view: ViewType, column: &str) -> String {
     match view {
         ViewType::DeletedOnly => format!("{column} = 'deleted'"),
         ViewType::All => "1 = 1".to_string(),
         ViewType::ActiveOnly | ViewType::Unspecified => format!("{column} = 'active'"),
-    }
-}
-
-fn sql_op(op: Op) -> &'static str {
-    match op {
-        Op::Eq => "=",
-        Op::Ne => "<>",
-        Op::Gt => ">",
-        Op::Ge => ">=",
-        Op::Lt => "<",
-        Op::Le => "<=",
-        Op::Like => "LIKE",
-        Op::ILike => "LIKE",
-        Op::In => "IN",
-        Op::NotIn => "NOT IN",
-        Op::IsNull => "IS NULL",
-        Op::IsNotNull => "IS NOT NULL",
-    }
-}
-
-/// `column <op> value` for a string comparison (LIKE is case-sensitive on
-/// both backends; ILIKE lowers both sides).
-pub(crate) fn string_condition(
-    sql: &mut SqlBuilder,
-    column: &str,
-    op: Op,
-    value: &Value,
-) -> Result<String, ApiError> {
-    match (op, value) {
-        (Op::In | Op::NotIn, Value::List(items)) => {
-            let list = sql.bind_list(items.iter().map(|item| Arg::Str(item.clone())));
-            Ok(format!("{column} {} ({list})", sql_op(op)))
-        }
-        (Op::ILike, Value::String(text)) => {
-            let p = sql.bind(Arg::Str(text.clone()));
-            Ok(format!("LOWER({column}) LIKE LOWER({p})"))
-        }
-        (_, Value::String(text)) => {
-            let p = sql.bind(Arg::Str(text.clone()));
-            Ok(format!("{column} {} {p}", sql_op(op)))
-        }
-        (_, Value::Number(number)) => {
-            let p = sql.bind(Arg::Str(format_number(*number)));
-            Ok(format!("{column} {} {p}", sql_op(op)))
-        }
-        _ => Err(ApiError::invalid(format!(
-            "Invalid comparison for {column}"
-        ))),
-    }
-}
-
-fn number_arg(number: f64) -> Arg {
-    if number.fract() == 0.0 && number.abs() < 9.0e15 {
-        #[allow(clippy::cast_possible_truncation)]
-        Arg::I64(number as i64)
-    } else {
-        Arg::F64(number)
-    }
-}
-
-fn format_number(number: f64) -> String {
-    if number.fract() == 0.0 && number.abs() < 9.0e15 {
-        format!("{number:.0}")
-    } else {
-        number.to_string()
-    }
-}
-
-pub(crate) fn numeric_condition(
-    sql: &mut SqlBuilder,
-    column: &str,
-    op: Op,
-    value: &Value,
-) -> Result<String, ApiError> {
-    match value {
-        Value::Number(number) => {
-            let p = sql.bind(number_arg(*number));
-            Ok(format!("{column} {} {p}", sql_op(op)))
-        }
-        _ => Err(ApiError::invalid(format!(
-            "Expected a numeric value for {column}"
-        ))),
     }
 }
 
@@ -260,10 +98,6 @@ fn run_attribute_column(key: &str) -> Result<&'static str, ApiError> {
             )));
         }
     })
-}
-
-pub(crate) fn direction(ascending: bool) -> &'static str {
-    if ascending { "ASC" } else { "DESC" }
 }
 
 /// Builds the run search: filters as EXISTS sub-queries over the latest-metric,

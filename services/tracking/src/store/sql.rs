@@ -12,11 +12,12 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
 use super::rows::{self, EXPERIMENT_COLUMNS, RUN_COLUMNS, db_error, is_unique_violation};
-use super::search_sql::{self, Arg, SqlBuilder};
+use super::search_sql;
 use super::{
     Batch, ExperimentQuery, HistoryCursor, Lifecycle, NewExperiment, NewRun, RunQuery, RunUpdate,
     TrackingStore,
 };
+use quiver_common::sql::{Arg, SqlBuilder};
 
 /// Rows per multi-row INSERT (SQLite allows 32,766 bound values per statement).
 const INSERT_CHUNK: usize = 500;

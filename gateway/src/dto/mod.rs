@@ -9,15 +9,17 @@ use serde_json::{Map, Value, json};
 use crate::error::GatewayError;
 use crate::params::Params;
 
-type Json = Map<String, Value>;
+pub(crate) type Json = Map<String, Value>;
 
-fn put_str(map: &mut Json, key: &str, value: &str) {
+pub mod registry;
+
+pub(crate) fn put_str(map: &mut Json, key: &str, value: &str) {
     if !value.is_empty() {
         map.insert(key.to_string(), Value::String(value.to_string()));
     }
 }
 
-fn put_list(map: &mut Json, key: &str, values: Vec<Value>) {
+pub(crate) fn put_list(map: &mut Json, key: &str, values: Vec<Value>) {
     if !values.is_empty() {
         map.insert(key.to_string(), Value::Array(values));
     }
@@ -36,7 +38,7 @@ pub fn double(value: f64) -> Value {
     }
 }
 
-fn key_values(tags: &[KeyValue]) -> Vec<Value> {
+pub(crate) fn key_values(tags: &[KeyValue]) -> Vec<Value> {
     tags.iter()
         .map(|tag| json!({"key": tag.key, "value": tag.value}))
         .collect()
@@ -266,7 +268,7 @@ pub fn with_token(mut value: Value, token: &str) -> Value {
 
 // ---- requests -------------------------------------------------------------
 
-fn key_value_list(
+pub(crate) fn key_value_list(
     params: &Params,
     name: &str,
     value_required: bool,
