@@ -38,6 +38,9 @@ pub struct AppState {
     pub artifacts: Arc<dyn ArtifactsApi>,
     /// The registry service (in-process or remote).
     pub registry: Arc<dyn RegistryApi>,
+    /// Hand out store-presigned URLs for multipart downloads when the store
+    /// can sign them (`artifacts.direct_downloads`).
+    pub direct_downloads: bool,
     /// Largest request body, in bytes.
     pub max_body_bytes: usize,
     /// Per-request timeout (answered with 504 DEADLINE_EXCEEDED-style JSON).

@@ -259,6 +259,7 @@ def s3_server_url(tmp_path_factory):
         QUIVER__ARTIFACTS__OPTIONS__AWS_ENDPOINT=endpoint,
         QUIVER__ARTIFACTS__OPTIONS__AWS_ALLOW_HTTP="true",
         QUIVER__ARTIFACTS__OPTIONS__AWS_REGION="us-east-1",
+        QUIVER__ARTIFACTS__DIRECT_DOWNLOADS="true",
     )
     argv = [
         _quiver_bin(), "run", "--services", "all",
@@ -287,6 +288,16 @@ def test_s3_root_files_models_and_multipart(s3_server_url, tmp_path, monkeypatch
     mlflow.set_tracking_uri(url)
     client = MlflowClient(tracking_uri=url)
     run_id = _log_and_check_files(client, tmp_path)
+    # With artifacts.direct_downloads, multipart downloads read straight from the
+    # bucket through a presigned URL (the files above were downloaded that way).
+    root = client.get_run(run_id).info.artifact_uri.removeprefix("mlflow-artifacts:/")
+    listed = requests.get(f"{url}/api/2.0/mlflow-artifacts/artifacts", params={"path": root}, timeout=30).json()
+    first = next(f["path"] for f in listed["files"] if not f["is_dir"])
+    presigned = requests.get(f"{url}/api/2.0/mlflow-artifacts/presigned/{root}/{first}", timeout=30).json()
+    assert presigned["url"].startswith(f"{endpoint}/{bucket}/quiver/default/"), presigned
+    assert "X-Amz-Signature=" in presigned["url"]
+    direct = requests.get(presigned["url"], timeout=30)
+    assert direct.status_code == 200 and len(direct.content) == presigned["file_size"]
     # The objects really are in the bucket, under the namespace prefix.
     listing = requests.get(f"{endpoint}/{bucket}", params={"list-type": "2", "prefix": "quiver/default/"}, timeout=30)
     assert run_id in listing.text

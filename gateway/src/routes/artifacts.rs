@@ -320,10 +320,14 @@ async fn mpu_abort(
     Ok(Json(json!({})))
 }
 
-/// `GET /presigned/<path>`: MLflow's multipart download. The "presigned" URL
-/// points back at this gateway's own download route (which serves byte
-/// ranges), so the stock client's parallel ranged download works on every
-/// artifact backend and never needs credentials for the store.
+/// How long a store-presigned download URL stays valid.
+const PRESIGNED_URL_TTL: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// `GET /presigned/<path>`: MLflow's multipart download. With
+/// `artifacts.direct_downloads` and a store that signs URLs, the URL reads
+/// straight from the store; otherwise it points back at this gateway's own
+/// download route (which serves byte ranges), so the stock client's parallel
+/// ranged download works on every backend without store credentials.
 async fn presigned(
     State(s): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
@@ -331,6 +335,16 @@ async fn presigned(
     headers: HeaderMap,
 ) -> Result<Json<Value>, GatewayError> {
     let file_size = s.artifacts.stat(&ctx, &path).await?;
+    if s.direct_downloads
+        && let Some(url) = s
+            .artifacts
+            .presign_download(&ctx, &path, PRESIGNED_URL_TTL)
+            .await?
+    {
+        return Ok(Json(
+            json!({"url": url, "headers": {}, "file_size": file_size}),
+        ));
+    }
     let url = format!(
         "{}{}/api/2.0/mlflow-artifacts/artifacts/{}",
         public_base(&headers),

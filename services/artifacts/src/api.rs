@@ -38,6 +38,14 @@ pub trait ArtifactsApi: Send + Sync + 'static {
         path: &str,
         range: Option<(u64, Option<u64>)>,
     ) -> Result<Download, ApiError>;
+    /// A time-limited URL that reads `path` straight from the store, when the
+    /// store can sign one (S3, GCS, Azure); `None` otherwise. The file must exist.
+    async fn presign_download(
+        &self,
+        ctx: &RequestContext,
+        path: &str,
+        expires: std::time::Duration,
+    ) -> Result<Option<String>, ApiError>;
     /// The size of a file (404 when there is none).
     async fn stat(&self, ctx: &RequestContext, path: &str) -> Result<u64, ApiError>;
     /// Deletes a file, or a directory and everything under it.

@@ -173,6 +173,22 @@ impl ArtifactsService for ArtifactsGrpcServer {
         Ok(Response::new(pb::DeleteArtifactResponse {}))
     }
 
+    async fn presign_download(
+        &self,
+        request: Request<pb::PresignDownloadRequest>,
+    ) -> Result<Response<pb::PresignDownloadResponse>, Status> {
+        let ctx = RequestContext::from_metadata(request.metadata())?;
+        let request = request.into_inner();
+        let expires =
+            std::time::Duration::from_secs(u64::try_from(request.expires_seconds).unwrap_or(0));
+        let url = self
+            .api
+            .presign_download(&ctx, &request.path, expires)
+            .await?
+            .unwrap_or_default();
+        Ok(Response::new(pb::PresignDownloadResponse { url }))
+    }
+
     async fn stat_artifact(
         &self,
         request: Request<pb::StatArtifactRequest>,
@@ -371,6 +387,26 @@ impl ArtifactsApi for ArtifactsGrpcClient {
         });
         self.client.clone().delete_artifact(request).await?;
         Ok(())
+    }
+
+    async fn presign_download(
+        &self,
+        ctx: &RequestContext,
+        path: &str,
+        expires: std::time::Duration,
+    ) -> Result<Option<String>, ApiError> {
+        let request = ctx.to_request(pb::PresignDownloadRequest {
+            path: path.to_string(),
+            expires_seconds: i64::try_from(expires.as_secs()).unwrap_or(i64::MAX),
+        });
+        let url = self
+            .client
+            .clone()
+            .presign_download(request)
+            .await?
+            .into_inner()
+            .url;
+        Ok((!url.is_empty()).then_some(url))
     }
 
     async fn stat(&self, ctx: &RequestContext, path: &str) -> Result<u64, ApiError> {

@@ -334,6 +334,27 @@ impl ArtifactsApi for ArtifactsService {
         })
     }
 
+    #[instrument(skip_all, name = "artifacts.presign", fields(ns = %ctx.namespace))]
+    async fn presign_download(
+        &self,
+        ctx: &RequestContext,
+        path: &str,
+        expires: std::time::Duration,
+    ) -> Result<Option<String>, ApiError> {
+        // The same checks as a download; only an existing file is signed.
+        self.stat(ctx, path).await?;
+        let Some(signer) = &self.root.signer else {
+            return Ok(None);
+        };
+        let path = ArtifactPath::parse_non_root(path)?;
+        let key = self.key(&ctx.namespace, &path);
+        let url = signer
+            .signed_url(object_store::signer::Method::GET, &key, expires)
+            .await
+            .map_err(storage_error)?;
+        Ok(Some(url.to_string()))
+    }
+
     #[instrument(skip_all, name = "artifacts.stat", fields(ns = %ctx.namespace))]
     async fn stat(&self, ctx: &RequestContext, path: &str) -> Result<u64, ApiError> {
         let path = ArtifactPath::parse_non_root(path)?;

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use object_store::path::Path as StorePath;
+use object_store::signer::Signer;
 use object_store::{ObjectStore, ObjectStoreScheme};
 
 /// An opened artifact root.
@@ -22,6 +23,8 @@ pub struct ArtifactRoot {
     pub local_dir: Option<PathBuf>,
     /// The URL it was opened from, without credentials (for logs).
     pub url: String,
+    /// Signs time-limited URLs, for stores that can (S3, GCS, Azure).
+    pub signer: Option<Arc<dyn Signer>>,
 }
 
 impl std::fmt::Debug for ArtifactRoot {
@@ -54,13 +57,14 @@ pub fn open(url: &str, options: &BTreeMap<String, String>) -> Result<ArtifactRoo
             prefix: StorePath::default(),
             local_dir: Some(dir.clone()),
             url: format!("file://{}", dir.display()),
+            signer: None,
         });
     }
     let parsed =
         url::Url::parse(url).map_err(|error| format!("invalid artifact root URL: {error}"))?;
     let (scheme, path) = ObjectStoreScheme::parse(&parsed).map_err(|error| error.to_string())?;
     let prefix = StorePath::parse(path).map_err(|error| error.to_string())?;
-    let store: Arc<dyn ObjectStore> = match scheme {
+    let (store, signer): (Arc<dyn ObjectStore>, Option<Arc<dyn Signer>>) = match scheme {
         ObjectStoreScheme::AmazonS3 => {
             let mut builder = object_store::aws::AmazonS3Builder::from_env().with_url(url);
             for (key, value) in options {
@@ -70,7 +74,8 @@ pub fn open(url: &str, options: &BTreeMap<String, String>) -> Result<ArtifactRoo
                     .map_err(|e| config_error(key, e))?;
                 builder = builder.with_config(key_parsed, value);
             }
-            Arc::new(builder.build().map_err(|error| error.to_string())?)
+            let built = Arc::new(builder.build().map_err(|error| error.to_string())?);
+            (built.clone(), Some(built))
         }
         ObjectStoreScheme::GoogleCloudStorage => {
             let mut builder =
@@ -82,7 +87,8 @@ pub fn open(url: &str, options: &BTreeMap<String, String>) -> Result<ArtifactRoo
                     .map_err(|e| config_error(key, e))?;
                 builder = builder.with_config(key_parsed, value);
             }
-            Arc::new(builder.build().map_err(|error| error.to_string())?)
+            let built = Arc::new(builder.build().map_err(|error| error.to_string())?);
+            (built.clone(), Some(built))
         }
         ObjectStoreScheme::MicrosoftAzure => {
             let mut builder = object_store::azure::MicrosoftAzureBuilder::from_env().with_url(url);
@@ -93,9 +99,10 @@ pub fn open(url: &str, options: &BTreeMap<String, String>) -> Result<ArtifactRoo
                     .map_err(|e| config_error(key, e))?;
                 builder = builder.with_config(key_parsed, value);
             }
-            Arc::new(builder.build().map_err(|error| error.to_string())?)
+            let built = Arc::new(builder.build().map_err(|error| error.to_string())?);
+            (built.clone(), Some(built))
         }
-        ObjectStoreScheme::Memory => Arc::new(object_store::memory::InMemory::new()),
+        ObjectStoreScheme::Memory => (Arc::new(object_store::memory::InMemory::new()), None),
         other => return Err(format!("unsupported artifact root scheme: {other:?}")),
     };
     let mut shown = parsed.clone();
@@ -106,6 +113,7 @@ pub fn open(url: &str, options: &BTreeMap<String, String>) -> Result<ArtifactRoo
         prefix,
         local_dir: None,
         url: shown.to_string(),
+        signer,
     })
 }
 

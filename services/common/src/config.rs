@@ -69,6 +69,11 @@ pub struct ArtifactsConfig {
     /// experiment gets the server's `mlflow-artifacts:/<id>`. The env variable
     /// takes a comma-separated list.
     pub allowed_locations: Vec<String>,
+    /// Multipart downloads read straight from the store through presigned,
+    /// time-limited URLs when the store can sign them (S3, GCS, Azure):
+    /// clients then need network access to the store but no credentials.
+    /// Off: every download goes through the gateway's proxy.
+    pub direct_downloads: bool,
 }
 
 /// Endpoints of remote roles.

@@ -222,6 +222,7 @@ pub async fn run(config: Config, roles: Roles) -> anyhow::Result<()> {
             tracking: tracking.clone(),
             artifacts: artifacts.clone(),
             registry: registry.clone(),
+            direct_downloads: config.artifacts.direct_downloads,
             max_body_bytes: config.gateway.max_body_bytes,
             request_timeout: Duration::from_secs(config.gateway.request_timeout_seconds),
         });

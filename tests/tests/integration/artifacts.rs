@@ -91,6 +91,24 @@ pub async fn round_trip_list_and_delete(backend: ArtifactBackend) {
         .unwrap();
     assert_eq!(size, data.len() as u64);
     assert!(read == data, "bytes differ");
+    // Stores that sign URLs (S3) hand out one that reads the file directly.
+    let signed = env
+        .api
+        .presign_download(
+            &env.ctx,
+            "1/run/artifacts/model/model.pkl",
+            std::time::Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    match backend {
+        ArtifactBackend::S3 => {
+            let url = signed.expect("S3 signs URLs");
+            let bytes = reqwest::get(&url).await.unwrap().bytes().await.unwrap();
+            assert!(bytes.as_ref() == data.as_slice(), "presigned bytes differ");
+        }
+        _ => assert!(signed.is_none(), "{backend:?} cannot sign URLs"),
+    }
     // stat gives the size without reading (multipart downloads plan with it).
     assert_eq!(
         env.api
@@ -215,6 +233,13 @@ pub async fn hostile_paths_are_refused(backend: ArtifactBackend) {
         expect_400(env.api.list(&env.ctx, path).await.map(|_| ()), "list");
         expect_400(env.api.delete(&env.ctx, path).await, "delete");
         expect_400(env.api.stat(&env.ctx, path).await.map(|_| ()), "stat");
+        expect_400(
+            env.api
+                .presign_download(&env.ctx, path, std::time::Duration::from_secs(60))
+                .await
+                .map(|_| ()),
+            "presign",
+        );
         expect_400(
             env.api
                 .create_multipart(&env.ctx, path, 1)

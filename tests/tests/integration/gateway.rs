@@ -22,6 +22,7 @@ async fn gateway() -> Gateway {
         tracking,
         artifacts,
         registry,
+        direct_downloads: false,
         max_body_bytes: 64 * 1024,
         request_timeout: std::time::Duration::from_secs(30),
     });
