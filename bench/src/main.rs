@@ -37,6 +37,9 @@ enum Cmd {
         /// 1 = full sizes; 0.1 = a tenth of the data and shorter windows.
         #[arg(long, default_value_t = 1.0)]
         scale: f64,
+        /// Only these workload groups (tracking, registry, artifacts); all by default.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
         #[arg(long)]
         out: PathBuf,
     },
@@ -74,9 +77,10 @@ async fn main() -> Result<()> {
             label,
             pid,
             scale,
+            only,
             out,
         } => {
-            let results = workloads::run_all(&base_url, &label, pid, scale).await?;
+            let results = workloads::run_all(&base_url, &label, pid, scale, &only).await?;
             std::fs::write(&out, serde_json::to_vec_pretty(&results)?)?;
         }
         Cmd::Copy {

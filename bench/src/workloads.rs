@@ -311,7 +311,14 @@ pub fn memory(pid: u32) -> Value {
     })
 }
 
-pub async fn run_all(base_url: &str, label: &str, pid: Option<u32>, scale: f64) -> Result<Value> {
+pub async fn run_all(
+    base_url: &str,
+    label: &str,
+    pid: Option<u32>,
+    scale: f64,
+    only: &[String],
+) -> Result<Value> {
+    let want = |group: &str| only.is_empty() || only.iter().any(|g| g == group);
     let target = Target::parse(base_url)?;
     let sizes = Sizes::new(scale);
     let tag = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
@@ -347,126 +354,128 @@ pub async fn run_all(base_url: &str, label: &str, pid: Option<u32>, scale: f64) 
         task.await??;
     }
 
-    // --- create_run, 32 clients
-    progress!("{label}: create_run, 32 clients");
-    let exp = create_experiment(&mut conn, &format!("bench-create-{tag}")).await?;
-    let exp2 = exp.clone();
-    let make: MakeRequest = Arc::new(move |w, seq| {
-        (
-            "runs/create",
-            create_run_body(&exp2, &format!("r-{w}-{seq}")),
-        )
-    });
-    results.insert(
-        "create_run_32".into(),
-        throughput(&target, "create_run", 32, 1.0, "runs/s", sizes, make).await?,
-    );
+    let mut setup_secs = 0.0;
+    if want("tracking") {
+        // --- create_run, 32 clients
+        progress!("{label}: create_run, 32 clients");
+        let exp = create_experiment(&mut conn, &format!("bench-create-{tag}")).await?;
+        let exp2 = exp.clone();
+        let make: MakeRequest = Arc::new(move |w, seq| {
+            (
+                "runs/create",
+                create_run_body(&exp2, &format!("r-{w}-{seq}")),
+            )
+        });
+        results.insert(
+            "create_run_32".into(),
+            throughput(&target, "create_run", 32, 1.0, "runs/s", sizes, make).await?,
+        );
 
-    // --- log_metric, 32 clients into 32 pre-created runs
-    progress!("{label}: log_metric, 32 clients");
-    let exp = create_experiment(&mut conn, &format!("bench-logmetric-{tag}")).await?;
-    let mut runs = Vec::new();
-    for i in 0..32 {
-        runs.push(create_run(&mut conn, &exp, &format!("lm-{i}")).await?);
-    }
-    let runs = Arc::new(runs);
-    let r2 = runs.clone();
-    let make: MakeRequest = Arc::new(move |w, seq| {
-        let run = &r2[w];
-        (
-            "runs/log-metric",
-            body(&json!({
-                "run_id": run, "run_uuid": run, "key": "loss",
-                "value": unit(seq ^ (w as u64) << 40), "timestamp": now_ms(), "step": seq,
-            })),
-        )
-    });
-    results.insert(
-        "log_metric_32".into(),
-        throughput(&target, "log_metric", 32, 1.0, "req/s", sizes, make).await?,
-    );
-
-    // --- log-batch, 1000 points per request, 1 and 4 clients (each its own run)
-    for clients in [1usize, 4] {
-        progress!("{label}: log-batch 1000 points, {clients} client(s)");
-        let exp = create_experiment(&mut conn, &format!("bench-batch{clients}-{tag}")).await?;
+        // --- log_metric, 32 clients into 32 pre-created runs
+        progress!("{label}: log_metric, 32 clients");
+        let exp = create_experiment(&mut conn, &format!("bench-logmetric-{tag}")).await?;
         let mut runs = Vec::new();
-        for i in 0..clients {
-            runs.push(create_run(&mut conn, &exp, &format!("lb-{i}")).await?);
+        for i in 0..32 {
+            runs.push(create_run(&mut conn, &exp, &format!("lm-{i}")).await?);
         }
         let runs = Arc::new(runs);
-        let make: MakeRequest =
-            Arc::new(move |w, seq| ("runs/log-batch", metric_batch(&runs[w], seq, w as u64)));
-        results.insert(
-            format!("log_batch_{clients}"),
-            throughput(
-                &target,
-                "log-batch",
-                clients,
-                1000.0,
-                "points/s",
-                sizes,
-                make,
+        let r2 = runs.clone();
+        let make: MakeRequest = Arc::new(move |w, seq| {
+            let run = &r2[w];
+            (
+                "runs/log-metric",
+                body(&json!({
+                    "run_id": run, "run_uuid": run, "key": "loss",
+                    "value": unit(seq ^ (w as u64) << 40), "timestamp": now_ms(), "step": seq,
+                })),
             )
-            .await?,
+        });
+        results.insert(
+            "log_metric_32".into(),
+            throughput(&target, "log_metric", 32, 1.0, "req/s", sizes, make).await?,
         );
-    }
 
-    // --- data for the read workloads (not timed)
-    let setup_start = Instant::now();
-    progress!(
-        "{label}: setup: {} runs with acc/loss/param, and {} points of one metric",
-        sizes.search_runs,
-        sizes.history_points
-    );
-    let search_exp = create_experiment(&mut conn, &format!("bench-search-{tag}")).await?;
-    let history_exp = create_experiment(&mut conn, &format!("bench-history-{tag}")).await?;
-    let history_run = create_run(&mut conn, &history_exp, "history").await?;
-    let history_task = {
-        let target = target.clone();
-        let run = history_run.clone();
-        let points = sizes.history_points;
-        tokio::spawn(async move {
-            let mut conn = Conn::connect(&target).await?;
-            for chunk in 0..points / 1000 {
-                let ts = now_ms();
-                let metrics: Vec<Value> = (0..1000)
+        // --- log-batch, 1000 points per request, 1 and 4 clients (each its own run)
+        for clients in [1usize, 4] {
+            progress!("{label}: log-batch 1000 points, {clients} client(s)");
+            let exp = create_experiment(&mut conn, &format!("bench-batch{clients}-{tag}")).await?;
+            let mut runs = Vec::new();
+            for i in 0..clients {
+                runs.push(create_run(&mut conn, &exp, &format!("lb-{i}")).await?);
+            }
+            let runs = Arc::new(runs);
+            let make: MakeRequest =
+                Arc::new(move |w, seq| ("runs/log-batch", metric_batch(&runs[w], seq, w as u64)));
+            results.insert(
+                format!("log_batch_{clients}"),
+                throughput(
+                    &target,
+                    "log-batch",
+                    clients,
+                    1000.0,
+                    "points/s",
+                    sizes,
+                    make,
+                )
+                .await?,
+            );
+        }
+
+        // --- data for the read workloads (not timed)
+        let setup_start = Instant::now();
+        progress!(
+            "{label}: setup: {} runs with acc/loss/param, and {} points of one metric",
+            sizes.search_runs,
+            sizes.history_points
+        );
+        let search_exp = create_experiment(&mut conn, &format!("bench-search-{tag}")).await?;
+        let history_exp = create_experiment(&mut conn, &format!("bench-history-{tag}")).await?;
+        let history_run = create_run(&mut conn, &history_exp, "history").await?;
+        let history_task = {
+            let target = target.clone();
+            let run = history_run.clone();
+            let points = sizes.history_points;
+            tokio::spawn(async move {
+                let mut conn = Conn::connect(&target).await?;
+                for chunk in 0..points / 1000 {
+                    let ts = now_ms();
+                    let metrics: Vec<Value> = (0..1000)
                     .map(|i| {
                         let step = (chunk * 1000 + i) as u64;
                         json!({"key": "loss", "value": unit(step), "timestamp": ts, "step": step})
                     })
                     .collect();
-                conn.post(
-                    "runs/log-batch",
-                    body(&json!({"run_id": run, "metrics": metrics, "params": [], "tags": []})),
-                )
-                .await?
-                .json()?;
-            }
-            anyhow::Ok(())
-        })
-    };
-    let setup_workers = 8;
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..setup_workers {
-        let target = target.clone();
-        let next = next.clone();
-        let exp = search_exp.clone();
-        let n = sizes.search_runs;
-        tasks.push(tokio::spawn(async move {
-            let mut conn = Conn::connect(&target).await?;
-            loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= n {
-                    break;
+                    conn.post(
+                        "runs/log-batch",
+                        body(&json!({"run_id": run, "metrics": metrics, "params": [], "tags": []})),
+                    )
+                    .await?
+                    .json()?;
                 }
-                if i > 0 && i.is_multiple_of(2000) {
-                    progress!("  setup: {i}/{n} runs");
-                }
-                let run = create_run(&mut conn, &exp, &format!("s-{i}")).await?;
-                let ts = now_ms();
-                conn.post(
+                anyhow::Ok(())
+            })
+        };
+        let setup_workers = 8;
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..setup_workers {
+            let target = target.clone();
+            let next = next.clone();
+            let exp = search_exp.clone();
+            let n = sizes.search_runs;
+            tasks.push(tokio::spawn(async move {
+                let mut conn = Conn::connect(&target).await?;
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= n {
+                        break;
+                    }
+                    if i > 0 && i.is_multiple_of(2000) {
+                        progress!("  setup: {i}/{n} runs");
+                    }
+                    let run = create_run(&mut conn, &exp, &format!("s-{i}")).await?;
+                    let ts = now_ms();
+                    conn.post(
                     "runs/log-batch",
                     body(&json!({
                         "run_id": run,
@@ -480,64 +489,64 @@ pub async fn run_all(base_url: &str, label: &str, pid: Option<u32>, scale: f64) 
                 )
                 .await?
                 .json()?;
-            }
-            anyhow::Ok(())
+                }
+                anyhow::Ok(())
+            }));
+        }
+        for task in tasks {
+            task.await??;
+        }
+        history_task.await??;
+        setup_secs = setup_start.elapsed().as_secs_f64();
+        progress!("{label}: setup done in {setup_secs:.1} s");
+
+        // What the search must return (same values on both servers).
+        let mut accs: Vec<f64> = (0..sizes.search_runs)
+            .map(|i| unit(i as u64))
+            .filter(|a| *a > 0.5)
+            .collect();
+        accs.sort_by(|a, b| b.total_cmp(a));
+        let expected_hits = accs.len().min(100);
+
+        // --- search_runs: filter + order_by, max_results 100
+        progress!("{label}: search_runs x{}", sizes.search_reps);
+        let search_body = body(&json!({
+            "experiment_ids": [search_exp],
+            "filter": "metrics.acc > 0.5",
+            "run_view_type": "ACTIVE_ONLY",
+            "max_results": 100,
+            "order_by": ["metrics.acc DESC"],
         }));
-    }
-    for task in tasks {
-        task.await??;
-    }
-    history_task.await??;
-    let setup_secs = setup_start.elapsed().as_secs_f64();
-    progress!("{label}: setup done in {setup_secs:.1} s");
-
-    // What the search must return (same values on both servers).
-    let mut accs: Vec<f64> = (0..sizes.search_runs)
-        .map(|i| unit(i as u64))
-        .filter(|a| *a > 0.5)
-        .collect();
-    accs.sort_by(|a, b| b.total_cmp(a));
-    let expected_hits = accs.len().min(100);
-
-    // --- search_runs: filter + order_by, max_results 100
-    progress!("{label}: search_runs x{}", sizes.search_reps);
-    let search_body = body(&json!({
-        "experiment_ids": [search_exp],
-        "filter": "metrics.acc > 0.5",
-        "run_view_type": "ACTIVE_ONLY",
-        "max_results": 100,
-        "order_by": ["metrics.acc DESC"],
-    }));
-    let mut samples = Vec::new();
-    let mut warmup: Vec<f64> = Vec::new();
-    let mut top = f64::NAN;
-    for rep in 0..sizes.search_reps + 2 {
-        let t0 = Instant::now();
-        let reply = conn
-            .post("runs/search", search_body.clone())
-            .await?
-            .json()?;
-        let ms = t0.elapsed().as_secs_f64() * 1000.0;
-        let runs = reply["runs"].as_array().map(Vec::len).unwrap_or(0);
-        if runs != expected_hits {
-            bail!("search returned {runs} runs, expected {expected_hits}");
+        let mut samples = Vec::new();
+        let mut warmup: Vec<f64> = Vec::new();
+        let mut top = f64::NAN;
+        for rep in 0..sizes.search_reps + 2 {
+            let t0 = Instant::now();
+            let reply = conn
+                .post("runs/search", search_body.clone())
+                .await?
+                .json()?;
+            let ms = t0.elapsed().as_secs_f64() * 1000.0;
+            let runs = reply["runs"].as_array().map(Vec::len).unwrap_or(0);
+            if runs != expected_hits {
+                bail!("search returned {runs} runs, expected {expected_hits}");
+            }
+            top = reply["runs"][0]["data"]["metrics"]
+                .as_array()
+                .and_then(|ms| ms.iter().find(|m| m["key"] == "acc"))
+                .and_then(|m| m["value"].as_f64())
+                .unwrap_or(f64::NAN);
+            if rep >= 2 {
+                samples.push(ms);
+            } else {
+                warmup.push(ms);
+            }
         }
-        top = reply["runs"][0]["data"]["metrics"]
-            .as_array()
-            .and_then(|ms| ms.iter().find(|m| m["key"] == "acc"))
-            .and_then(|m| m["value"].as_f64())
-            .unwrap_or(f64::NAN);
-        if rep >= 2 {
-            samples.push(ms);
-        } else {
-            warmup.push(ms);
+        if (top - accs[0]).abs() > 1e-12 {
+            bail!("search top acc {top} != expected {}", accs[0]);
         }
-    }
-    if (top - accs[0]).abs() > 1e-12 {
-        bail!("search top acc {top} != expected {}", accs[0]);
-    }
-    progress!("  search median {:.1} ms", median(&samples));
-    results.insert(
+        progress!("  search median {:.1} ms", median(&samples));
+        results.insert(
         "search_runs".into(),
         timed_summary(
             "ms",
@@ -546,122 +555,129 @@ pub async fn run_all(base_url: &str, label: &str, pid: Option<u32>, scale: f64) 
         ),
     );
 
-    // --- paging all runs, max_results 1000
-    progress!(
-        "{label}: paging {} runs x{}",
-        sizes.search_runs,
-        sizes.paging_reps
-    );
-    let mut samples = Vec::new();
-    let mut warmup: Vec<f64> = Vec::new();
-    let mut pages = 0;
-    for rep in 0..sizes.paging_reps + 1 {
-        let t0 = Instant::now();
-        let mut token: Option<String> = None;
-        let mut total = 0;
-        pages = 0;
-        loop {
-            let mut req = json!({
-                "experiment_ids": [search_exp],
-                "filter": "",
-                "run_view_type": "ACTIVE_ONLY",
-                "max_results": 1000,
-            });
-            if let Some(t) = &token {
-                req["page_token"] = json!(t);
+        // --- paging all runs, max_results 1000
+        progress!(
+            "{label}: paging {} runs x{}",
+            sizes.search_runs,
+            sizes.paging_reps
+        );
+        let mut samples = Vec::new();
+        let mut warmup: Vec<f64> = Vec::new();
+        let mut pages = 0;
+        for rep in 0..sizes.paging_reps + 1 {
+            let t0 = Instant::now();
+            let mut token: Option<String> = None;
+            let mut total = 0;
+            pages = 0;
+            loop {
+                let mut req = json!({
+                    "experiment_ids": [search_exp],
+                    "filter": "",
+                    "run_view_type": "ACTIVE_ONLY",
+                    "max_results": 1000,
+                });
+                if let Some(t) = &token {
+                    req["page_token"] = json!(t);
+                }
+                let reply = conn.post("runs/search", body(&req)).await?.json()?;
+                total += reply["runs"].as_array().map(Vec::len).unwrap_or(0);
+                pages += 1;
+                match reply["next_page_token"].as_str() {
+                    Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                    _ => break,
+                }
             }
-            let reply = conn.post("runs/search", body(&req)).await?.json()?;
-            total += reply["runs"].as_array().map(Vec::len).unwrap_or(0);
-            pages += 1;
-            match reply["next_page_token"].as_str() {
-                Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                _ => break,
-            }
-        }
-        let ms = t0.elapsed().as_secs_f64() * 1000.0;
-        if total != sizes.search_runs {
-            bail!(
-                "paging returned {total} runs, expected {}",
-                sizes.search_runs
-            );
-        }
-        if rep >= 1 {
-            samples.push(ms);
-        } else {
-            warmup.push(ms);
-        }
-    }
-    progress!("  paging median {:.1} ms ({pages} pages)", median(&samples));
-    results.insert(
-        "paging".into(),
-        timed_summary(
-            "ms",
-            &samples,
-            json!({"warmup_ms": warmup, "runs": sizes.search_runs, "pages": pages}),
-        ),
-    );
-
-    // --- get-history, paged like the client (max_results 25000 + page_token)
-    progress!(
-        "{label}: get-history {} points x{}",
-        sizes.history_points,
-        sizes.history_reps
-    );
-    let mut samples = Vec::new();
-    let mut warmup: Vec<f64> = Vec::new();
-    let mut pages = 0;
-    for rep in 0..sizes.history_reps + 1 {
-        let t0 = Instant::now();
-        let mut token: Option<String> = None;
-        let mut total = 0;
-        pages = 0;
-        loop {
-            let mut query = format!(
-                "run_id={history_run}&run_uuid={history_run}&metric_key=loss&max_results=25000"
-            );
-            if let Some(t) = &token {
-                query.push_str("&page_token=");
-                query.push_str(
-                    &percent_encoding::utf8_percent_encode(t, percent_encoding::NON_ALPHANUMERIC)
-                        .to_string(),
+            let ms = t0.elapsed().as_secs_f64() * 1000.0;
+            if total != sizes.search_runs {
+                bail!(
+                    "paging returned {total} runs, expected {}",
+                    sizes.search_runs
                 );
             }
-            let reply = conn.get("metrics/get-history", &query).await?.json()?;
-            total += reply["metrics"].as_array().map(Vec::len).unwrap_or(0);
-            pages += 1;
-            match reply["next_page_token"].as_str() {
-                Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                _ => break,
+            if rep >= 1 {
+                samples.push(ms);
+            } else {
+                warmup.push(ms);
             }
         }
-        let ms = t0.elapsed().as_secs_f64() * 1000.0;
-        if total != sizes.history_points {
-            bail!(
-                "get-history returned {total} points, expected {}",
-                sizes.history_points
-            );
-        }
-        if rep >= 1 {
-            samples.push(ms);
-        } else {
-            warmup.push(ms);
-        }
-    }
-    progress!(
-        "  get-history median {:.1} ms ({pages} pages)",
-        median(&samples)
-    );
-    results.insert(
-        "get_history".into(),
-        timed_summary(
-            "ms",
-            &samples,
-            json!({"warmup_ms": warmup, "points": sizes.history_points, "pages": pages}),
-        ),
-    );
+        progress!("  paging median {:.1} ms ({pages} pages)", median(&samples));
+        results.insert(
+            "paging".into(),
+            timed_summary(
+                "ms",
+                &samples,
+                json!({"warmup_ms": warmup, "runs": sizes.search_runs, "pages": pages}),
+            ),
+        );
 
-    crate::registry::run(&target, label, &tag, scale, &mut results).await?;
-    crate::artifacts::run(&target, label, pid, &tag, scale, &mut results).await?;
+        // --- get-history, paged like the client (max_results 25000 + page_token)
+        progress!(
+            "{label}: get-history {} points x{}",
+            sizes.history_points,
+            sizes.history_reps
+        );
+        let mut samples = Vec::new();
+        let mut warmup: Vec<f64> = Vec::new();
+        let mut pages = 0;
+        for rep in 0..sizes.history_reps + 1 {
+            let t0 = Instant::now();
+            let mut token: Option<String> = None;
+            let mut total = 0;
+            pages = 0;
+            loop {
+                let mut query = format!(
+                    "run_id={history_run}&run_uuid={history_run}&metric_key=loss&max_results=25000"
+                );
+                if let Some(t) = &token {
+                    query.push_str("&page_token=");
+                    query.push_str(
+                        &percent_encoding::utf8_percent_encode(
+                            t,
+                            percent_encoding::NON_ALPHANUMERIC,
+                        )
+                        .to_string(),
+                    );
+                }
+                let reply = conn.get("metrics/get-history", &query).await?.json()?;
+                total += reply["metrics"].as_array().map(Vec::len).unwrap_or(0);
+                pages += 1;
+                match reply["next_page_token"].as_str() {
+                    Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                    _ => break,
+                }
+            }
+            let ms = t0.elapsed().as_secs_f64() * 1000.0;
+            if total != sizes.history_points {
+                bail!(
+                    "get-history returned {total} points, expected {}",
+                    sizes.history_points
+                );
+            }
+            if rep >= 1 {
+                samples.push(ms);
+            } else {
+                warmup.push(ms);
+            }
+        }
+        progress!(
+            "  get-history median {:.1} ms ({pages} pages)",
+            median(&samples)
+        );
+        results.insert(
+            "get_history".into(),
+            timed_summary(
+                "ms",
+                &samples,
+                json!({"warmup_ms": warmup, "points": sizes.history_points, "pages": pages}),
+            ),
+        );
+    }
+    if want("registry") {
+        crate::registry::run(&target, label, &tag, scale, &mut results).await?;
+    }
+    if want("artifacts") {
+        crate::artifacts::run(&target, label, pid, &tag, scale, &mut results).await?;
+    }
 
     let mem_after = pid.map(memory);
     Ok(json!({

@@ -60,6 +60,56 @@ pub struct PoolSettings {
     pub acquire_timeout: Duration,
 }
 
+/// Writes after which statistics are refreshed: 1k, 2k, 4k, ... up to ~1M.
+const ANALYZE_FIRST: u64 = 1_000;
+const ANALYZE_LAST: u64 = 1_024_000;
+
+/// Counts a store's writes and, on Postgres, refreshes planner statistics of
+/// its tables in the background when the count crosses 1k, 2k, 4k, ... A
+/// freshly filled database otherwise keeps its empty-table statistics until
+/// autovacuum's next pass, and searches get plans that take seconds (seen:
+/// 21 s for 10k runs right after a bulk load, 50 ms after).
+#[derive(Debug, Clone)]
+pub struct StatisticsRefresher {
+    writes: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    statement: &'static str,
+}
+
+impl StatisticsRefresher {
+    /// `statement` is the `ANALYZE t1, t2, ...` to run.
+    pub fn new(statement: &'static str) -> StatisticsRefresher {
+        StatisticsRefresher {
+            writes: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            statement,
+        }
+    }
+
+    /// Counts `count` writes; may start a background `ANALYZE`.
+    pub fn note_writes(&self, db: &Database, count: u64) {
+        if db.dialect != Dialect::Postgres || count == 0 {
+            return;
+        }
+        let before = self
+            .writes
+            .fetch_add(count, std::sync::atomic::Ordering::Relaxed);
+        let after = before + count;
+        let crossed = std::iter::successors(Some(ANALYZE_FIRST), |mark| Some(mark * 2))
+            .take_while(|mark| *mark <= ANALYZE_LAST)
+            .any(|mark| before < mark && after >= mark);
+        if !crossed {
+            return;
+        }
+        let pool = db.writer.clone();
+        let statement = self.statement;
+        tokio::spawn(async move {
+            match sqlx::raw_sql(statement).execute(&pool).await {
+                Ok(_) => tracing::debug!(writes = after, statement, "refreshed planner statistics"),
+                Err(error) => tracing::warn!(%error, statement, "ANALYZE failed"),
+            }
+        });
+    }
+}
+
 impl Database {
     /// Connects to `url` (`postgres://` or `sqlite://`).
     pub async fn connect(url: &str, settings: &PoolSettings) -> Result<Database, DbError> {

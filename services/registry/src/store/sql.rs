@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
-use quiver_common::db::Database;
+use quiver_common::db::{Database, StatisticsRefresher};
 use quiver_common::sql::{Arg, SqlBuilder, db_error, is_unique_violation};
 use quiver_common::{ApiError, Namespace};
 use quiver_proto::common::v1::KeyValue;
@@ -28,6 +28,8 @@ const IN_CHUNK: usize = 900;
 #[derive(Clone)]
 pub struct SqlRegistryStore {
     db: Database,
+    /// Refreshes planner statistics after bulk registrations.
+    statistics: StatisticsRefresher,
 }
 
 fn row_error(error: sqlx::Error) -> ApiError {
@@ -43,7 +45,12 @@ type VersionRow = (i64, i64, pb::ModelVersion, String);
 impl SqlRegistryStore {
     /// Creates a store over an open, migrated database.
     pub fn new(db: Database) -> SqlRegistryStore {
-        SqlRegistryStore { db }
+        SqlRegistryStore {
+            db,
+            statistics: StatisticsRefresher::new(
+                "ANALYZE registered_models, model_versions, model_version_tags, registered_model_aliases, registered_model_tags",
+            ),
+        }
     }
 
     /// Returns the underlying database.
@@ -213,14 +220,26 @@ impl SqlRegistryStore {
                 String::new()
             } else {
                 let names = sql.bind_list(stages.iter().map(|s| Arg::Str(s.as_str().to_string())));
-                format!(" AND v.current_stage IN ({names})")
+                format!(" AND s.stage IN ({names})")
             };
-            // One grouped pass over (model_key, current_stage, version), an
-            // index-only scan, then the winning rows by primary key.
+            // `OFFSET 0` keeps Postgres from flattening the probes into a hash
+            // join over every version (SQLite plans the nested loop anyway).
+            let fence = match self.db.dialect {
+                quiver_common::db::Dialect::Postgres => " OFFSET 0",
+                quiver_common::db::Dialect::Sqlite => "",
+            };
+            // Per (model, stage), one probe of the (model_key, current_stage,
+            // version DESC) index for the top version, then the row by key: a
+            // few hundred index lookups instead of a pass over every version.
             sql.push(&format!(
                 "SELECT {VERSION_COLUMNS} FROM \
-                 (SELECT v.model_key AS k, MAX(v.version) AS top FROM model_versions v \
-                  WHERE v.model_key IN ({list}){stage_filter} GROUP BY v.model_key, v.current_stage) l \
+                 (SELECT t.model_key AS k, \
+                    (SELECT MAX(v2.version) FROM model_versions v2 \
+                     WHERE v2.model_key = t.model_key AND v2.current_stage = s.stage) AS top \
+                  FROM registered_models t \
+                  CROSS JOIN (SELECT 'None' AS stage UNION ALL SELECT 'Staging' \
+                              UNION ALL SELECT 'Production' UNION ALL SELECT 'Archived') s \
+                  WHERE t.model_key IN ({list}){stage_filter}{fence}) l \
                  JOIN model_versions v ON v.model_key = l.k AND v.version = l.top \
                  JOIN registered_models m ON m.model_key = v.model_key \
                  ORDER BY v.model_key, v.version"
@@ -276,27 +295,31 @@ impl SqlRegistryStore {
         columns: &str,
     ) -> Result<HashMap<(i64, i64), Vec<KeyValue>>, ApiError> {
         let mut out: HashMap<(i64, i64), Vec<KeyValue>> = HashMap::new();
+        let wanted: std::collections::HashSet<(i64, i64)> = ids.iter().copied().collect();
         for chunk in ids.chunks(IN_CHUNK / 2) {
             let mut sql = SqlBuilder::new();
-            let pairs: Vec<String> = chunk
-                .iter()
-                .map(|(key, version)| {
-                    let k = sql.bind(Arg::I64(*key));
-                    let v = sql.bind(Arg::I64(*version));
-                    format!("({k}, {v})")
-                })
-                .collect();
-            // Row-value IN: a primary-key lookup per version on this page.
+            let mut keys: Vec<i64> = chunk.iter().map(|(key, _)| *key).collect();
+            let mut numbers: Vec<i64> = chunk.iter().map(|(_, version)| *version).collect();
+            keys.sort_unstable();
+            keys.dedup();
+            numbers.sort_unstable();
+            numbers.dedup();
+            let keys = sql.bind_list(keys.into_iter().map(Arg::I64));
+            let numbers = sql.bind_list(numbers.into_iter().map(Arg::I64));
+            // Two plain IN lists (cheap to plan, unlike a long row-value IN);
+            // rows of versions not on this page are dropped below.
             sql.push(&format!(
-                "SELECT model_key, version, {columns} FROM {table} WHERE (model_key, version) IN ({}) \
-                 ORDER BY model_key, version, 3",
-                pairs.join(", ")
+                "SELECT model_key, version, {columns} FROM {table} \
+                 WHERE model_key IN ({keys}) AND version IN ({numbers}) ORDER BY model_key, version, 3"
             ));
             for row in sql.fetch_all(&self.db.reader).await? {
                 let id: (i64, i64) = (
                     row.try_get("model_key").map_err(row_error)?,
                     row.try_get("version").map_err(row_error)?,
                 );
+                if !wanted.contains(&id) {
+                    continue;
+                }
                 out.entry(id).or_default().push(KeyValue {
                     key: row.try_get(2).map_err(row_error)?,
                     value: row.try_get("value").map_err(row_error)?,
@@ -669,6 +692,7 @@ impl RegistryStore for SqlRegistryStore {
         .map_err(db_error)?;
         insert_tags(&mut tx, "model_version_tags", key, Some(version), &new.tags).await?;
         tx.commit().await.map_err(db_error)?;
+        self.statistics.note_writes(&self.db, 1);
         let mut tags: BTreeMap<String, String> = BTreeMap::new();
         for tag in new.tags {
             tags.insert(tag.key, tag.value);

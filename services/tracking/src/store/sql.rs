@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
-use quiver_common::db::{Database, Dialect};
+use quiver_common::db::{Database, Dialect, StatisticsRefresher};
 use quiver_common::{ApiError, Namespace};
 use quiver_proto::common::v1::KeyValue;
 use quiver_proto::tracking::v1 as pb;
@@ -28,52 +28,24 @@ const IN_CHUNK: usize = 900;
 #[derive(Debug, Clone)]
 pub struct SqlTrackingStore {
     db: Database,
-    /// Run and metric writes since start, for [`SqlTrackingStore::note_writes`].
-    writes: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Refreshes planner statistics after bulk run and metric writes.
+    statistics: StatisticsRefresher,
 }
-
-/// Writes after which statistics are refreshed: 1k, 2k, 4k, ... up to ~1M.
-const ANALYZE_FIRST: u64 = 1_000;
-const ANALYZE_LAST: u64 = 1_024_000;
 
 impl SqlTrackingStore {
     /// Creates a store over an opened (and migrated) database.
     pub fn new(db: Database) -> SqlTrackingStore {
         SqlTrackingStore {
             db,
-            writes: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            statistics: StatisticsRefresher::new(
+                "ANALYZE runs, latest_metrics, params, tags, metrics",
+            ),
         }
     }
 
-    /// Counts writes and, on Postgres, refreshes planner statistics in the
-    /// background when the count crosses 1k, 2k, 4k, ... writes. A freshly
-    /// filled database otherwise keeps its empty-table statistics until
-    /// autovacuum's next pass, and searches get plans that take seconds
-    /// (seen: 21 s for 10k runs right after a bulk load, 50 ms after).
+    /// Counts writes; see [`StatisticsRefresher`].
     fn note_writes(&self, count: u64) {
-        if self.db.dialect != Dialect::Postgres || count == 0 {
-            return;
-        }
-        let before = self
-            .writes
-            .fetch_add(count, std::sync::atomic::Ordering::Relaxed);
-        let after = before + count;
-        let crossed = std::iter::successors(Some(ANALYZE_FIRST), |mark| Some(mark * 2))
-            .take_while(|mark| *mark <= ANALYZE_LAST)
-            .any(|mark| before < mark && after >= mark);
-        if !crossed {
-            return;
-        }
-        let pool = self.db.writer.clone();
-        tokio::spawn(async move {
-            let analyzed = sqlx::raw_sql("ANALYZE runs, latest_metrics, params, tags, metrics")
-                .execute(&pool)
-                .await;
-            match analyzed {
-                Ok(_) => tracing::debug!(writes = after, "refreshed planner statistics"),
-                Err(error) => tracing::warn!(%error, "ANALYZE failed"),
-            }
-        });
+        self.statistics.note_writes(&self.db, count);
     }
 
     /// Returns the underlying database.
