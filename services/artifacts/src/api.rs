@@ -39,7 +39,8 @@ pub trait ArtifactsApi: Send + Sync + 'static {
         range: Option<(u64, Option<u64>)>,
     ) -> Result<Download, ApiError>;
     /// A time-limited URL that reads `path` straight from the store, when the
-    /// store can sign one (S3, GCS, Azure); `None` otherwise. The file must exist.
+    /// store can sign one (S3, GCS, Azure); `None` otherwise. Existence is not
+    /// checked here (the gateway has already stat'ed the file).
     async fn presign_download(
         &self,
         ctx: &RequestContext,

@@ -387,13 +387,13 @@ impl ArtifactsApi for ArtifactsService {
         path: &str,
         expires: std::time::Duration,
     ) -> Result<Option<String>, ApiError> {
-        // The same checks as a download; only an existing file is signed.
-        self.stat(ctx, path).await?;
+        // The same path checks as a download (the caller stats the file).
+        let path = ArtifactPath::parse_non_root(path)?;
+        let key = self.key(&ctx.namespace, &path);
+        self.refuse_symlinks(&key)?;
         let Some(signer) = &self.root.signer else {
             return Ok(None);
         };
-        let path = ArtifactPath::parse_non_root(path)?;
-        let key = self.key(&ctx.namespace, &path);
         let url = signer
             .signed_url(object_store::signer::Method::GET, &key, expires)
             .await

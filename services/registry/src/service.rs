@@ -290,7 +290,7 @@ impl RegistryApi for RegistryService {
             .get_version_by_alias(&ctx.namespace, &request.name, &request.alias)
             .await?;
         Ok(pb::GetModelVersionByAliasResponse {
-            model_version: Some(stored.version),
+            model_version: Some(stored),
         })
     }
 
@@ -345,7 +345,7 @@ impl RegistryApi for RegistryService {
             .get_model_version(&ctx.namespace, &request.name, version)
             .await?;
         Ok(pb::GetModelVersionResponse {
-            model_version: Some(stored.version),
+            model_version: Some(stored),
         })
     }
 
@@ -453,7 +453,7 @@ impl RegistryApi for RegistryService {
             .get_model_version(&ctx.namespace, &request.name, version)
             .await?;
         Ok(pb::GetModelVersionDownloadUriResponse {
-            artifact_uri: source::download_uri(&stored.version.source, &stored.storage_location),
+            artifact_uri: source::download_uri(&stored.source, &stored.storage_location),
         })
     }
 

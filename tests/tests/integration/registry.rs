@@ -17,7 +17,7 @@ struct Env {
     registry: Arc<dyn RegistryApi>,
     tracking: Arc<dyn TrackingApi>,
     ctx: RequestContext,
-    guard: Guard,
+    _guard: Guard,
 }
 
 async fn env(backend: Backend) -> Env {
@@ -26,7 +26,7 @@ async fn env(backend: Backend) -> Env {
         registry,
         tracking,
         ctx: RequestContext::default_namespace(),
-        guard,
+        _guard: guard,
     }
 }
 
@@ -1300,7 +1300,6 @@ async fn concurrent_versions_are_gapless(backend: Backend) {
     }
     numbers.sort_unstable();
     assert_eq!(numbers, (1..=24).collect::<Vec<i64>>());
-    let _ = &env.guard;
 }
 
 macro_rules! registry_suite {

@@ -108,15 +108,6 @@ pub struct RegistryQuery {
     pub limit: i64,
 }
 
-/// A model version as stored: the API message plus where its files are.
-#[derive(Debug, Clone)]
-pub struct StoredVersion {
-    /// The API message (tags and aliases filled).
-    pub version: pb::ModelVersion,
-    /// The resolved artifact URI of its source.
-    pub storage_location: String,
-}
-
 /// Storage of registered models, versions, tags and aliases. Every method is
 /// scoped to one namespace; no call can reach another namespace's rows.
 #[async_trait]
@@ -197,7 +188,7 @@ pub trait RegistryStore: Send + Sync + 'static {
         namespace: &Namespace,
         name: &str,
         alias: &str,
-    ) -> Result<StoredVersion, ApiError>;
+    ) -> Result<pb::ModelVersion, ApiError>;
     /// Allocates the next version number atomically and creates the version.
     async fn create_model_version(
         &self,
@@ -211,7 +202,7 @@ pub trait RegistryStore: Send + Sync + 'static {
         namespace: &Namespace,
         name: &str,
         version: i64,
-    ) -> Result<StoredVersion, ApiError>;
+    ) -> Result<pb::ModelVersion, ApiError>;
     /// Changes a version's description.
     async fn update_model_version(
         &self,

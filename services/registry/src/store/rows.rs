@@ -45,13 +45,10 @@ pub(crate) fn registered_model(row: &AnyRow) -> Result<(i64, pb::RegisteredModel
 }
 
 /// A model version row: (model_key, version number, message without
-/// tags/aliases, storage location).
-pub(crate) fn model_version(
-    row: &AnyRow,
-) -> Result<(i64, i64, pb::ModelVersion, String), sqlx::Error> {
+/// tags/aliases).
+pub(crate) fn model_version(row: &AnyRow) -> Result<(i64, i64, pb::ModelVersion), sqlx::Error> {
     let version: i64 = row.try_get("version")?;
     let status: String = row.try_get("status")?;
-    let storage_location: String = row.try_get("storage_location")?;
     Ok((
         row.try_get("model_key")?,
         version,
@@ -71,8 +68,7 @@ pub(crate) fn model_version(
             run_link: row.try_get("run_link")?,
             aliases: Vec::new(),
             model_id: row.try_get("model_id")?,
-            storage_location: storage_location.clone(),
+            storage_location: row.try_get("storage_location")?,
         },
-        storage_location,
     ))
 }

@@ -17,8 +17,8 @@ use sqlx::{Any, Row, Transaction};
 
 use super::rows::{self, MODEL_COLUMNS, STATUS_READY, VERSION_COLUMNS};
 use super::{
-    NewModelVersion, NewRegisteredModel, RegistryQuery, RegistryStore, Stage, StoredVersion,
-    model_not_found, search_sql, version_not_found,
+    NewModelVersion, NewRegisteredModel, RegistryQuery, RegistryStore, Stage, model_not_found,
+    search_sql, version_not_found,
 };
 
 /// Keys per `IN (...)` list (SQLite's bound-parameter limit is 999 on old builds).
@@ -40,7 +40,7 @@ fn already_exists(name: &str) -> ApiError {
     ApiError::already_exists(format!("Registered Model (name={name}) already exists."))
 }
 
-type VersionRow = (i64, i64, pb::ModelVersion, String);
+type VersionRow = (i64, i64, pb::ModelVersion);
 
 impl SqlRegistryStore {
     /// Creates a store over an open, migrated database.
@@ -95,28 +95,12 @@ impl SqlRegistryStore {
         namespace: &Namespace,
         name: &str,
     ) -> Result<i64, ApiError> {
-        sqlx::query_scalar(
-            "SELECT model_key FROM registered_models WHERE namespace = $1 AND name = $2",
-        )
-        .bind(namespace.as_str())
-        .bind(name)
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(db_error)?
-        .ok_or_else(|| model_not_found(name))
+        model_key(&mut **tx, namespace, name).await
     }
 
     /// The model's key, for reads.
     async fn key(&self, namespace: &Namespace, name: &str) -> Result<i64, ApiError> {
-        sqlx::query_scalar(
-            "SELECT model_key FROM registered_models WHERE namespace = $1 AND name = $2",
-        )
-        .bind(namespace.as_str())
-        .bind(name)
-        .fetch_optional(&self.db.reader)
-        .await
-        .map_err(db_error)?
-        .ok_or_else(|| model_not_found(name))
+        model_key(&self.db.reader, namespace, name).await
     }
 
     /// Checks that a version exists inside a write transaction.
@@ -246,7 +230,7 @@ impl SqlRegistryStore {
             ));
             let rows = sql.fetch_all(&self.db.reader).await?;
             let versions = self.complete_versions(rows, false).await?;
-            for (key, _, version, _) in versions {
+            for (key, _, version) in versions {
                 out.entry(key).or_default().push(version);
             }
         }
@@ -266,7 +250,7 @@ impl SqlRegistryStore {
         if versions.is_empty() {
             return Ok(versions);
         }
-        let ids: Vec<(i64, i64)> = versions.iter().map(|(k, v, _, _)| (*k, *v)).collect();
+        let ids: Vec<(i64, i64)> = versions.iter().map(|(k, v, _)| (*k, *v)).collect();
         let mut tags = self
             .version_children(&ids, "model_version_tags", "key, value")
             .await?;
@@ -276,7 +260,7 @@ impl SqlRegistryStore {
         } else {
             HashMap::new()
         };
-        for (key, version, message, _) in &mut versions {
+        for (key, version, message) in &mut versions {
             if let Some(found) = tags.remove(&(*key, *version)) {
                 message.tags = found;
             }
@@ -346,16 +330,13 @@ impl SqlRegistryStore {
         namespace: &Namespace,
         name: &str,
         version: i64,
-    ) -> Result<StoredVersion, ApiError> {
+    ) -> Result<pb::ModelVersion, ApiError> {
         let key = self.key(namespace, name).await?;
-        let (_, _, version_message, storage_location) = self
+        let (_, _, version) = self
             .fetch_version(key, version)
             .await?
             .ok_or_else(|| version_not_found(name, version))?;
-        Ok(StoredVersion {
-            version: version_message,
-            storage_location,
-        })
+        Ok(version)
     }
 
     async fn model_by_key(&self, key: i64) -> Result<pb::RegisteredModel, ApiError> {
@@ -371,6 +352,21 @@ impl SqlRegistryStore {
             .next()
             .ok_or_else(|| ApiError::internal("registered model vanished"))
     }
+}
+
+/// A registered model's key by name; 404 when there is none.
+async fn model_key<'e, E: sqlx::Executor<'e, Database = Any>>(
+    executor: E,
+    namespace: &Namespace,
+    name: &str,
+) -> Result<i64, ApiError> {
+    sqlx::query_scalar("SELECT model_key FROM registered_models WHERE namespace = $1 AND name = $2")
+        .bind(namespace.as_str())
+        .bind(name)
+        .fetch_optional(executor)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| model_not_found(name))
 }
 
 async fn insert_tags(
@@ -634,7 +630,7 @@ impl RegistryStore for SqlRegistryStore {
         namespace: &Namespace,
         name: &str,
         alias: &str,
-    ) -> Result<StoredVersion, ApiError> {
+    ) -> Result<pb::ModelVersion, ApiError> {
         let key = self.key(namespace, name).await?;
         let version: Option<i64> = sqlx::query_scalar(
             "SELECT version FROM registered_model_aliases WHERE model_key = $1 AND alias = $2",
@@ -725,7 +721,7 @@ impl RegistryStore for SqlRegistryStore {
         namespace: &Namespace,
         name: &str,
         version: i64,
-    ) -> Result<StoredVersion, ApiError> {
+    ) -> Result<pb::ModelVersion, ApiError> {
         self.stored_version(namespace, name, version).await
     }
 
@@ -754,7 +750,7 @@ impl RegistryStore for SqlRegistryStore {
             return Err(version_not_found(name, version));
         }
         tx.commit().await.map_err(db_error)?;
-        Ok(self.stored_version(namespace, name, version).await?.version)
+        self.stored_version(namespace, name, version).await
     }
 
     async fn delete_model_version(
@@ -837,7 +833,7 @@ impl RegistryStore for SqlRegistryStore {
         .await
         .map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
-        Ok(self.stored_version(namespace, name, version).await?.version)
+        self.stored_version(namespace, name, version).await
     }
 
     async fn search_model_versions(
@@ -850,7 +846,7 @@ impl RegistryStore for SqlRegistryStore {
         let more = rows.len() as i64 > query.limit;
         rows.truncate(usize::try_from(query.limit).unwrap_or(usize::MAX));
         let versions = self.complete_versions(rows, true).await?;
-        Ok((versions.into_iter().map(|(_, _, v, _)| v).collect(), more))
+        Ok((versions.into_iter().map(|(_, _, v)| v).collect(), more))
     }
 
     async fn get_latest_versions(
