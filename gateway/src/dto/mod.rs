@@ -179,68 +179,151 @@ pub fn metrics_page(metrics: &[pb::Metric], with_run_id: bool, token: &str) -> S
 
 /// RunInfo JSON (`run_uuid` duplicated as MLflow does).
 pub fn run_info(info: &pb::RunInfo) -> Value {
-    let mut map = Json::new();
-    map.insert("run_id".into(), json!(info.run_id));
-    map.insert("run_uuid".into(), json!(info.run_id));
-    map.insert("run_name".into(), json!(info.run_name));
-    map.insert("experiment_id".into(), json!(info.experiment_id));
-    map.insert("user_id".into(), json!(info.user_id));
-    map.insert("status".into(), json!(run_status(info.status)));
-    map.insert("start_time".into(), json!(info.start_time));
-    if let Some(end_time) = info.end_time {
-        map.insert("end_time".into(), json!(end_time));
-    }
-    map.insert("artifact_uri".into(), json!(info.artifact_uri));
-    map.insert(
-        "lifecycle_stage".into(),
-        json!(lifecycle(info.lifecycle_stage)),
-    );
-    Value::Object(map)
+    serde_json::to_value(RunInfoJson(info)).unwrap_or(Value::Null)
 }
 
 /// Run JSON.
 pub fn run(run: &pb::Run) -> Value {
-    let mut map = Json::new();
-    if let Some(info) = &run.info {
-        map.insert("info".into(), run_info(info));
+    serde_json::to_value(RunJson(run)).unwrap_or(Value::Null)
+}
+
+/// `{"runs": [...], "next_page_token"?: ...}` (or `{}`) for run searches,
+/// serialized straight from the protos: a page holds up to 1000 runs.
+pub fn runs_page(runs: &[pb::Run], token: &str) -> String {
+    #[derive(serde::Serialize)]
+    struct Page<'a> {
+        #[serde(skip_serializing_if = "<[_]>::is_empty")]
+        runs: Vec<RunJson<'a>>,
+        #[serde(skip_serializing_if = "str::is_empty")]
+        next_page_token: &'a str,
     }
-    let data = run.data.clone().unwrap_or_default();
-    let mut data_map = Json::new();
-    put_list(
-        &mut data_map,
-        "metrics",
-        data.metrics.iter().map(metric).collect(),
-    );
-    put_list(&mut data_map, "params", key_values(&data.params));
-    put_list(&mut data_map, "tags", key_values(&data.tags));
-    map.insert("data".into(), Value::Object(data_map));
-    let inputs = run.inputs.clone().unwrap_or_default();
-    let mut inputs_map = Json::new();
-    put_list(
-        &mut inputs_map,
-        "dataset_inputs",
-        inputs.dataset_inputs.iter().map(dataset_input).collect(),
-    );
-    put_list(
-        &mut inputs_map,
-        "model_inputs",
-        inputs
-            .model_inputs
-            .iter()
-            .map(|m| json!({"model_id": m.model_id}))
-            .collect(),
-    );
-    map.insert("inputs".into(), Value::Object(inputs_map));
-    let outputs = run.outputs.clone().unwrap_or_default();
-    if !outputs.model_outputs.is_empty() {
-        map.insert(
-            "outputs".into(),
-            json!({"model_outputs": outputs.model_outputs.iter()
+    let page = Page {
+        runs: runs.iter().map(RunJson).collect(),
+        next_page_token: token,
+    };
+    serde_json::to_string(&page).unwrap_or_else(|_| "{}".to_string())
+}
+
+/// A run as MLflow's JSON, serialized directly (no intermediate `Value` tree).
+pub struct RunJson<'a>(pub &'a pb::Run);
+
+/// A run's info as MLflow's JSON.
+pub struct RunInfoJson<'a>(pub &'a pb::RunInfo);
+
+/// A list of `{"key", "value"}` objects.
+struct KeyValuesJson<'a>(&'a [KeyValue]);
+
+impl serde::Serialize for KeyValuesJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        struct One<'a>(&'a KeyValue);
+        impl serde::Serialize for One<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let mut map = serializer.serialize_map(Some(2))?;
+                map.serialize_entry("key", &self.0.key)?;
+                map.serialize_entry("value", &self.0.value)?;
+                map.end()
+            }
+        }
+        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+        for kv in self.0 {
+            seq.serialize_element(&One(kv))?;
+        }
+        seq.end()
+    }
+}
+
+impl serde::Serialize for RunInfoJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let info = self.0;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("run_id", &info.run_id)?;
+        map.serialize_entry("run_uuid", &info.run_id)?;
+        map.serialize_entry("run_name", &info.run_name)?;
+        map.serialize_entry("experiment_id", &info.experiment_id)?;
+        map.serialize_entry("user_id", &info.user_id)?;
+        map.serialize_entry("status", run_status(info.status))?;
+        map.serialize_entry("start_time", &info.start_time)?;
+        if let Some(end_time) = info.end_time {
+            map.serialize_entry("end_time", &end_time)?;
+        }
+        map.serialize_entry("artifact_uri", &info.artifact_uri)?;
+        map.serialize_entry("lifecycle_stage", lifecycle(info.lifecycle_stage))?;
+        map.end()
+    }
+}
+
+impl serde::Serialize for RunJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        struct Data<'a>(Option<&'a pb::RunData>);
+        impl serde::Serialize for Data<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let mut map = serializer.serialize_map(None)?;
+                if let Some(data) = self.0 {
+                    if !data.metrics.is_empty() {
+                        let metrics: Vec<MetricJson<'_>> = data
+                            .metrics
+                            .iter()
+                            .map(|metric| MetricJson {
+                                metric,
+                                with_run_id: true,
+                            })
+                            .collect();
+                        map.serialize_entry("metrics", &metrics)?;
+                    }
+                    if !data.params.is_empty() {
+                        map.serialize_entry("params", &KeyValuesJson(&data.params))?;
+                    }
+                    if !data.tags.is_empty() {
+                        map.serialize_entry("tags", &KeyValuesJson(&data.tags))?;
+                    }
+                }
+                map.end()
+            }
+        }
+        struct Inputs<'a>(Option<&'a pb::RunInputs>);
+        impl serde::Serialize for Inputs<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let mut map = serializer.serialize_map(None)?;
+                if let Some(inputs) = self.0 {
+                    if !inputs.dataset_inputs.is_empty() {
+                        let datasets: Vec<Value> =
+                            inputs.dataset_inputs.iter().map(dataset_input).collect();
+                        map.serialize_entry("dataset_inputs", &datasets)?;
+                    }
+                    if !inputs.model_inputs.is_empty() {
+                        let models: Vec<Value> = inputs
+                            .model_inputs
+                            .iter()
+                            .map(|m| json!({"model_id": m.model_id}))
+                            .collect();
+                        map.serialize_entry("model_inputs", &models)?;
+                    }
+                }
+                map.end()
+            }
+        }
+        let run = self.0;
+        let mut map = serializer.serialize_map(None)?;
+        if let Some(info) = &run.info {
+            map.serialize_entry("info", &RunInfoJson(info))?;
+        }
+        map.serialize_entry("data", &Data(run.data.as_ref()))?;
+        map.serialize_entry("inputs", &Inputs(run.inputs.as_ref()))?;
+        if let Some(outputs) = &run.outputs
+            && !outputs.model_outputs.is_empty()
+        {
+            let models: Vec<Value> = outputs
+                .model_outputs
+                .iter()
                 .map(|m| json!({"model_id": m.model_id, "step": m.step}))
-                .collect::<Vec<_>>()}),
-        );
+                .collect();
+            map.serialize_entry("outputs", &json!({ "model_outputs": models }))?;
+        }
+        map.end()
     }
-    Value::Object(map)
 }
 
 fn dataset_input(input: &pb::DatasetInput) -> Value {

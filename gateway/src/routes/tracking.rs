@@ -270,13 +270,12 @@ async fn search_runs(
     State(s): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
     p: Params,
-) -> Reply {
+) -> Result<Response, GatewayError> {
     let response = s.tracking.search_runs(&ctx, dto::search_runs(&p)?).await?;
-    let mut body = json!({});
-    if !response.runs.is_empty() {
-        body["runs"] = response.runs.iter().map(dto::run).collect();
-    }
-    Ok(Json(dto::with_token(body, &response.next_page_token)))
+    Ok(json_text(dto::runs_page(
+        &response.runs,
+        &response.next_page_token,
+    )))
 }
 
 async fn set_tag(

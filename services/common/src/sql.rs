@@ -7,6 +7,7 @@ use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::{Any, AssertSqlSafe, Executor};
 
 use crate::ApiError;
+use crate::db::{Database, Dialect};
 
 /// Maps a driver error: pool and I/O trouble is retryable (503), anything
 /// else is an internal error.
@@ -61,6 +62,54 @@ impl SqlBuilder {
         placeholders.join(", ")
     }
 
+    /// Binds a set of keys as ONE value and returns `{column} IN <set>`: a
+    /// Postgres array (`= ANY(CAST($n AS BIGINT[]))`) or, on SQLite, a JSON
+    /// array walked by `json_each`. One statement text for any number of keys,
+    /// so it is prepared once and never hits a bind-parameter limit (an
+    /// `IN ($1..$900)` list is a new statement per size and costs milliseconds
+    /// of planning on Postgres).
+    pub fn key_in(&mut self, dialect: Dialect, column: &str, keys: &[i64]) -> String {
+        let p = self.bind(Arg::Str(key_set_value(dialect, keys)));
+        key_set_condition(dialect, column, &p)
+    }
+
+    /// Fetches rows as `O` (a tuple) on the typed Postgres pool when there is
+    /// one, else on the `Any` reader; see [`crate::fetch_typed!`].
+    pub async fn fetch_as<O>(self, db: &Database) -> Result<Vec<O>, ApiError>
+    where
+        O: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+            + for<'r> sqlx::FromRow<'r, AnyRow>
+            + Send
+            + Unpin,
+    {
+        match &db.pg {
+            Some(pg) => {
+                let mut query = sqlx::query_as::<_, O>(AssertSqlSafe(self.text));
+                for arg in self.args {
+                    query = match arg {
+                        Arg::I64(value) => query.bind(value),
+                        Arg::F64(value) => query.bind(value),
+                        Arg::Str(value) => query.bind(value),
+                        Arg::OptStr(value) => query.bind(value),
+                    };
+                }
+                query.fetch_all(pg).await.map_err(db_error)
+            }
+            None => {
+                let mut query = sqlx::query_as::<_, O>(AssertSqlSafe(self.text));
+                for arg in self.args {
+                    query = match arg {
+                        Arg::I64(value) => query.bind(value),
+                        Arg::F64(value) => query.bind(value),
+                        Arg::Str(value) => query.bind(value),
+                        Arg::OptStr(value) => query.bind(value),
+                    };
+                }
+                query.fetch_all(&db.reader).await.map_err(db_error)
+            }
+        }
+    }
+
     fn query(self) -> sqlx::query::Query<'static, Any, AnyArguments> {
         let mut query = sqlx::query(AssertSqlSafe(self.text));
         for arg in self.args {
@@ -101,6 +150,55 @@ impl SqlBuilder {
             .map(|done| done.rows_affected())
             .map_err(db_error)
     }
+}
+
+/// `{column} IN <the key set bound at placeholder p>`; see [`SqlBuilder::key_in`].
+pub fn key_set_condition(dialect: Dialect, column: &str, p: &str) -> String {
+    match dialect {
+        Dialect::Postgres => format!("{column} = ANY(CAST({p} AS BIGINT[]))"),
+        Dialect::Sqlite => format!("{column} IN (SELECT value FROM json_each({p}))"),
+    }
+}
+
+/// The one bound value of a key set: `{1,2,3}` (Postgres array literal) or
+/// `[1,2,3]` (JSON, SQLite).
+pub fn key_set_value(dialect: Dialect, keys: &[i64]) -> String {
+    let joined = keys
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    match dialect {
+        Dialect::Postgres => format!("{{{joined}}}"),
+        Dialect::Sqlite => format!("[{joined}]"),
+    }
+}
+
+/// A scalar sub-query returning the `(a, b)` string pairs selected by `inner`
+/// (which must name its two columns `a` and `b`) as one JSON text
+/// `[[a, b], ...]`, or NULL/`[]` when there are none: child rows (tags,
+/// aliases) travel inside their parent's row instead of costing a round trip
+/// of their own. Read back with [`parse_json_pairs`].
+pub fn json_pairs(dialect: Dialect, inner: &str) -> String {
+    match dialect {
+        Dialect::Postgres => {
+            format!("(SELECT CAST(json_agg(json_build_array(x.a, x.b)) AS TEXT) FROM ({inner}) x)")
+        }
+        Dialect::Sqlite => {
+            format!("(SELECT json_group_array(json_array(x.a, x.b)) FROM ({inner}) x)")
+        }
+    }
+}
+
+/// The pairs of a [`json_pairs`] column, sorted by their first element.
+pub fn parse_json_pairs(text: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
+    let Some(text) = text else {
+        return Ok(Vec::new());
+    };
+    let mut pairs: Vec<(String, String)> = serde_json::from_str(text)
+        .map_err(|e| ApiError::internal(format!("malformed aggregated rows: {e}")))?;
+    pairs.sort_unstable_by(|x, y| x.0.cmp(&y.0));
+    Ok(pairs)
 }
 
 /// The SQL spelling of a comparator (ILIKE is LIKE over lowered sides).

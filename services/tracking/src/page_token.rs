@@ -28,6 +28,38 @@ pub struct OffsetToken {
     pub offset: i64,
 }
 
+/// A run-search page token: the offset, and for the default order
+/// (`start_time DESC, run_id ASC`) also the last run of the page, so the next
+/// page starts right after it in the index (keyset) instead of counting past
+/// every earlier row. Tokens without the cursor (MLflow's) page by offset.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RunSearchToken {
+    /// Rows to skip (used when there is no cursor).
+    pub offset: i64,
+    /// `start_time` of the last run returned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<i64>,
+    /// `run_id` of the last run returned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+}
+
+/// Decodes an optional run-search token (empty = the first page).
+pub fn decode_run_search(token: &str) -> Result<RunSearchToken, ApiError> {
+    if token.is_empty() {
+        return Ok(RunSearchToken {
+            offset: 0,
+            start_time: None,
+            run_id: None,
+        });
+    }
+    let token: RunSearchToken = decode(token)?;
+    if token.offset < 0 {
+        return Err(ApiError::invalid("Invalid page token, negative offset"));
+    }
+    Ok(token)
+}
+
 /// Decodes an optional offset token (empty = 0).
 pub fn decode_offset(token: &str) -> Result<i64, ApiError> {
     if token.is_empty() {
@@ -62,6 +94,23 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn run_search_tokens_carry_an_optional_cursor() {
+        // MLflow's offset token is a run-search token without a cursor.
+        let plain = decode_run_search("eyJvZmZzZXQiOiAxfQ==").unwrap();
+        assert_eq!(
+            (plain.offset, plain.start_time, plain.run_id),
+            (1, None, None)
+        );
+        let token = RunSearchToken {
+            offset: 1000,
+            start_time: Some(1_700_000_000_000),
+            run_id: Some("abc".into()),
+        };
+        assert_eq!(decode_run_search(&encode(&token)).unwrap(), token);
+        assert!(decode_run_search("eyJvZmZzZXQiOi0xfQ==").is_err());
     }
 
     proptest! {

@@ -558,18 +558,34 @@ impl TrackingApi for TrackingService {
             .iter()
             .map(|id| v::parse_experiment_id(id))
             .collect::<Result<Vec<_>, _>>()?;
+        let token = page_token::decode_run_search(&request.page_token)?;
+        let order_by = parse_orders(&request.order_by, Target::Runs)?;
+        // Keyset paging in the default order; offsets otherwise.
+        let keyset = order_by.is_empty();
         let query = RunQuery {
             experiment_ids,
             filter: quiver_search::parse_filter(&request.filter, Target::Runs)
                 .map_err(search_error)?,
-            order_by: parse_orders(&request.order_by, Target::Runs)?,
+            order_by,
             view: view_type(request.run_view_type),
             limit: i64::from(request.max_results),
-            offset: page_token::decode_offset(&request.page_token)?,
+            offset: token.offset,
+            after: match (keyset, token.start_time, token.run_id) {
+                (true, Some(start_time), Some(run_id)) => Some((start_time, run_id)),
+                _ => None,
+            },
         };
         let mut runs = self.store.search_runs(namespace, &query).await?;
-        let next_page_token = next_token(query.offset, query.limit, runs.len());
+        let more = i64::try_from(runs.len()).unwrap_or(i64::MAX) > query.limit;
         runs.truncate(usize::try_from(query.limit).unwrap_or(usize::MAX));
+        let next_page_token = match runs.last().and_then(|run| run.info.as_ref()) {
+            Some(last) if more => page_token::encode(&page_token::RunSearchToken {
+                offset: query.offset + query.limit,
+                start_time: keyset.then_some(last.start_time),
+                run_id: keyset.then(|| last.run_id.clone()),
+            }),
+            _ => String::new(),
+        };
         Ok(pb::SearchRunsResponse {
             runs,
             next_page_token,

@@ -7,8 +7,12 @@
 use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
-use quiver_common::db::{Database, StatisticsRefresher};
-use quiver_common::sql::{Arg, SqlBuilder, db_error, is_unique_violation};
+use quiver_common::db::{Database, Dialect, StatisticsRefresher};
+use quiver_common::fetch_typed;
+use quiver_common::sql::{
+    Arg, SqlBuilder, db_error, is_unique_violation, json_pairs, key_set_condition, key_set_value,
+    parse_json_pairs,
+};
 use quiver_common::{ApiError, Namespace};
 use quiver_proto::common::v1::KeyValue;
 use quiver_proto::registry::v1 as pb;
@@ -20,9 +24,6 @@ use super::{
     NewModelVersion, NewRegisteredModel, RegistryQuery, RegistryStore, Stage, model_not_found,
     search_sql, version_not_found,
 };
-
-/// Keys per `IN (...)` list (SQLite's bound-parameter limit is 999 on old builds).
-const IN_CHUNK: usize = 900;
 
 /// The registry store.
 #[derive(Clone)]
@@ -41,6 +42,14 @@ fn already_exists(name: &str) -> ApiError {
 }
 
 type VersionRow = (i64, i64, pb::ModelVersion);
+
+/// Which models' latest versions to read.
+enum Models<'a> {
+    /// By key (a page of a search).
+    Keys(&'a [i64]),
+    /// One model by name.
+    Named(&'a Namespace, &'a str),
+}
 
 impl SqlRegistryStore {
     /// Creates a store over an open, migrated database.
@@ -133,9 +142,15 @@ impl SqlRegistryStore {
             models.push(rows::registered_model(row).map_err(row_error)?);
         }
         let keys: Vec<i64> = models.iter().map(|(key, _)| *key).collect();
-        let mut tags = self.model_tags(&keys).await?;
-        let mut aliases = self.model_aliases(&keys).await?;
-        let mut latest = self.latest_versions(&keys, &[]).await?;
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Independent reads, issued together.
+        let (mut tags, mut aliases, mut latest) = tokio::try_join!(
+            self.model_tags(&keys),
+            self.model_aliases(&keys),
+            self.latest_versions(Models::Keys(&keys), &[]),
+        )?;
         Ok(models
             .into_iter()
             .map(|(key, mut model)| {
@@ -148,20 +163,20 @@ impl SqlRegistryStore {
     }
 
     async fn model_tags(&self, keys: &[i64]) -> Result<HashMap<i64, Vec<KeyValue>>, ApiError> {
+        let dialect = self.db.dialect;
+        let rows = fetch_typed!(
+            &self.db,
+            (i64, String, String),
+            format!(
+                "SELECT model_key, key, value FROM registered_model_tags WHERE {} ORDER BY model_key, key",
+                key_set_condition(dialect, "model_key", "$1")
+            ),
+            key_set_value(dialect, keys)
+        )
+        .map_err(row_error)?;
         let mut out: HashMap<i64, Vec<KeyValue>> = HashMap::new();
-        for chunk in keys.chunks(IN_CHUNK) {
-            let mut sql = SqlBuilder::new();
-            let list = sql.bind_list(chunk.iter().map(|key| Arg::I64(*key)));
-            sql.push(&format!(
-                "SELECT model_key, key, value FROM registered_model_tags WHERE model_key IN ({list}) ORDER BY model_key, key"
-            ));
-            for row in sql.fetch_all(&self.db.reader).await? {
-                let key: i64 = row.try_get("model_key").map_err(row_error)?;
-                out.entry(key).or_default().push(KeyValue {
-                    key: row.try_get("key").map_err(row_error)?,
-                    value: row.try_get("value").map_err(row_error)?,
-                });
-            }
+        for (model, key, value) in rows {
+            out.entry(model).or_default().push(KeyValue { key, value });
         }
         Ok(out)
     }
@@ -170,69 +185,89 @@ impl SqlRegistryStore {
         &self,
         keys: &[i64],
     ) -> Result<HashMap<i64, Vec<pb::RegisteredModelAlias>>, ApiError> {
+        let dialect = self.db.dialect;
+        let rows = fetch_typed!(
+            &self.db,
+            (i64, String, i64),
+            format!(
+                "SELECT model_key, alias, version FROM registered_model_aliases WHERE {} ORDER BY model_key, alias",
+                key_set_condition(dialect, "model_key", "$1")
+            ),
+            key_set_value(dialect, keys)
+        )
+        .map_err(row_error)?;
         let mut out: HashMap<i64, Vec<pb::RegisteredModelAlias>> = HashMap::new();
-        for chunk in keys.chunks(IN_CHUNK) {
-            let mut sql = SqlBuilder::new();
-            let list = sql.bind_list(chunk.iter().map(|key| Arg::I64(*key)));
-            sql.push(&format!(
-                "SELECT model_key, alias, version FROM registered_model_aliases WHERE model_key IN ({list}) ORDER BY model_key, alias"
-            ));
-            for row in sql.fetch_all(&self.db.reader).await? {
-                let key: i64 = row.try_get("model_key").map_err(row_error)?;
-                let version: i64 = row.try_get("version").map_err(row_error)?;
-                out.entry(key).or_default().push(pb::RegisteredModelAlias {
-                    alias: row.try_get("alias").map_err(row_error)?,
+        for (model, alias, version) in rows {
+            out.entry(model)
+                .or_default()
+                .push(pb::RegisteredModelAlias {
+                    alias,
                     version: version.to_string(),
                 });
-            }
         }
         Ok(out)
     }
 
-    /// The highest version per stage of each model (only `stages` when not
-    /// empty), in version order, with tags.
+    /// The highest version per stage of each selected model (only `stages`
+    /// when not empty), in version order, with tags: one statement.
     async fn latest_versions(
         &self,
-        keys: &[i64],
+        models: Models<'_>,
         stages: &[Stage],
     ) -> Result<HashMap<i64, Vec<pb::ModelVersion>>, ApiError> {
-        let mut out: HashMap<i64, Vec<pb::ModelVersion>> = HashMap::new();
-        for chunk in keys.chunks(IN_CHUNK) {
-            let mut sql = SqlBuilder::new();
-            let list = sql.bind_list(chunk.iter().map(|key| Arg::I64(*key)));
-            let stage_filter = if stages.is_empty() {
-                String::new()
-            } else {
-                let names = sql.bind_list(stages.iter().map(|s| Arg::Str(s.as_str().to_string())));
-                format!(" AND s.stage IN ({names})")
-            };
-            // `OFFSET 0` keeps Postgres from flattening the probes into a hash
-            // join over every version (SQLite plans the nested loop anyway).
-            let fence = match self.db.dialect {
-                quiver_common::db::Dialect::Postgres => " OFFSET 0",
-                quiver_common::db::Dialect::Sqlite => "",
-            };
-            // Per (model, stage), one probe of the (model_key, current_stage,
-            // version DESC) index for the top version, then the row by key: a
-            // few hundred index lookups instead of a pass over every version.
-            sql.push(&format!(
-                "SELECT {VERSION_COLUMNS} FROM \
-                 (SELECT t.model_key AS k, \
-                    (SELECT MAX(v2.version) FROM model_versions v2 \
-                     WHERE v2.model_key = t.model_key AND v2.current_stage = s.stage) AS top \
-                  FROM registered_models t \
-                  CROSS JOIN (SELECT 'None' AS stage UNION ALL SELECT 'Staging' \
-                              UNION ALL SELECT 'Production' UNION ALL SELECT 'Archived') s \
-                  WHERE t.model_key IN ({list}){stage_filter}{fence}) l \
-                 JOIN model_versions v ON v.model_key = l.k AND v.version = l.top \
-                 JOIN registered_models m ON m.model_key = v.model_key \
-                 ORDER BY v.model_key, v.version"
-            ));
-            let rows = sql.fetch_all(&self.db.reader).await?;
-            let versions = self.complete_versions(rows, false).await?;
-            for (key, _, version) in versions {
-                out.entry(key).or_default().push(version);
+        let dialect = self.db.dialect;
+        let mut sql = SqlBuilder::new();
+        let selected = match models {
+            Models::Keys([]) => return Ok(HashMap::new()),
+            Models::Keys(keys) => sql.key_in(dialect, "t.model_key", keys),
+            Models::Named(namespace, name) => {
+                let ns = sql.bind(Arg::Str(namespace.to_string()));
+                let n = sql.bind(Arg::Str(name.to_string()));
+                format!("t.namespace = {ns} AND t.name = {n}")
             }
+        };
+        let stage_filter = if stages.is_empty() {
+            String::new()
+        } else {
+            let names = sql.bind_list(stages.iter().map(|s| Arg::Str(s.as_str().to_string())));
+            format!(" AND s.stage IN ({names})")
+        };
+        // `OFFSET 0` keeps Postgres from flattening the probes into a hash
+        // join over every version (SQLite plans the nested loop anyway).
+        let fence = match dialect {
+            Dialect::Postgres => " OFFSET 0",
+            Dialect::Sqlite => "",
+        };
+        let tags = json_pairs(
+            dialect,
+            "SELECT g.key AS a, g.value AS b FROM model_version_tags g \
+             WHERE g.model_key = v.model_key AND g.version = v.version",
+        );
+        // Per (model, stage), one probe of the (model_key, current_stage,
+        // version DESC) index for the top version, then the row by key: a
+        // few hundred index lookups instead of a pass over every version.
+        sql.push(&format!(
+            "SELECT {VERSION_COLUMNS}, {tags} AS tags_json FROM \
+             (SELECT t.model_key AS k, \
+                (SELECT MAX(v2.version) FROM model_versions v2 \
+                 WHERE v2.model_key = t.model_key AND v2.current_stage = s.stage) AS top \
+              FROM registered_models t \
+              CROSS JOIN (SELECT 'None' AS stage UNION ALL SELECT 'Staging' \
+                          UNION ALL SELECT 'Production' UNION ALL SELECT 'Archived') s \
+              WHERE {selected}{stage_filter}{fence}) l \
+             JOIN model_versions v ON v.model_key = l.k AND v.version = l.top \
+             JOIN registered_models m ON m.model_key = v.model_key \
+             ORDER BY v.model_key, v.version"
+        ));
+        let mut out: HashMap<i64, Vec<pb::ModelVersion>> = HashMap::new();
+        for row in sql.fetch_all(&self.db.reader).await? {
+            let (key, _, mut version) = rows::model_version(&row).map_err(row_error)?;
+            let tags: Option<String> = row.try_get("tags_json").map_err(row_error)?;
+            version.tags = parse_json_pairs(tags.as_deref())?
+                .into_iter()
+                .map(|(key, value)| KeyValue { key, value })
+                .collect();
+            out.entry(key).or_default().push(version);
         }
         Ok(out)
     }
@@ -251,15 +286,17 @@ impl SqlRegistryStore {
             return Ok(versions);
         }
         let ids: Vec<(i64, i64)> = versions.iter().map(|(k, v, _)| (*k, *v)).collect();
-        let mut tags = self
-            .version_children(&ids, "model_version_tags", "key, value")
-            .await?;
-        let mut aliases = if with_aliases {
-            self.version_children(&ids, "registered_model_aliases", "alias, alias AS value")
-                .await?
-        } else {
-            HashMap::new()
-        };
+        let (mut tags, mut aliases) = tokio::try_join!(
+            self.version_children(&ids, "model_version_tags", "key, value"),
+            async {
+                if with_aliases {
+                    self.version_children(&ids, "registered_model_aliases", "alias, alias AS value")
+                        .await
+                } else {
+                    Ok(HashMap::new())
+                }
+            },
+        )?;
         for (key, version, message) in &mut versions {
             if let Some(found) = tags.remove(&(*key, *version)) {
                 message.tags = found;
@@ -280,34 +317,32 @@ impl SqlRegistryStore {
     ) -> Result<HashMap<(i64, i64), Vec<KeyValue>>, ApiError> {
         let mut out: HashMap<(i64, i64), Vec<KeyValue>> = HashMap::new();
         let wanted: std::collections::HashSet<(i64, i64)> = ids.iter().copied().collect();
-        for chunk in ids.chunks(IN_CHUNK / 2) {
-            let mut sql = SqlBuilder::new();
-            let mut keys: Vec<i64> = chunk.iter().map(|(key, _)| *key).collect();
-            let mut numbers: Vec<i64> = chunk.iter().map(|(_, version)| *version).collect();
-            keys.sort_unstable();
-            keys.dedup();
-            numbers.sort_unstable();
-            numbers.dedup();
-            let keys = sql.bind_list(keys.into_iter().map(Arg::I64));
-            let numbers = sql.bind_list(numbers.into_iter().map(Arg::I64));
-            // Two plain IN lists (cheap to plan, unlike a long row-value IN);
-            // rows of versions not on this page are dropped below.
-            sql.push(&format!(
-                "SELECT model_key, version, {columns} FROM {table} \
-                 WHERE model_key IN ({keys}) AND version IN ({numbers}) ORDER BY model_key, version, 3"
-            ));
-            for row in sql.fetch_all(&self.db.reader).await? {
-                let id: (i64, i64) = (
-                    row.try_get("model_key").map_err(row_error)?,
-                    row.try_get("version").map_err(row_error)?,
-                );
-                if !wanted.contains(&id) {
-                    continue;
-                }
-                out.entry(id).or_default().push(KeyValue {
-                    key: row.try_get(2).map_err(row_error)?,
-                    value: row.try_get("value").map_err(row_error)?,
-                });
+        let mut keys: Vec<i64> = ids.iter().map(|(key, _)| *key).collect();
+        let mut numbers: Vec<i64> = ids.iter().map(|(_, version)| *version).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        numbers.sort_unstable();
+        numbers.dedup();
+        let dialect = self.db.dialect;
+        // Two key sets (one statement text for any page, cheap to plan, unlike
+        // a long row-value IN); rows of versions not on this page are dropped.
+        let rows = fetch_typed!(
+            &self.db,
+            (i64, i64, String, String),
+            format!(
+                "SELECT model_key, version, {columns} FROM {table} WHERE {} AND {} \
+                 ORDER BY model_key, version, 3",
+                key_set_condition(dialect, "model_key", "$1"),
+                key_set_condition(dialect, "version", "$2"),
+            ),
+            key_set_value(dialect, &keys),
+            key_set_value(dialect, &numbers)
+        )
+        .map_err(row_error)?;
+        for (model, version, key, value) in rows {
+            let id = (model, version);
+            if wanted.contains(&id) {
+                out.entry(id).or_default().push(KeyValue { key, value });
             }
         }
         Ok(out)
@@ -855,9 +890,15 @@ impl RegistryStore for SqlRegistryStore {
         name: &str,
         stages: &[Stage],
     ) -> Result<Vec<pb::ModelVersion>, ApiError> {
-        let key = self.key(namespace, name).await?;
-        let mut latest = self.latest_versions(&[key], stages).await?;
-        Ok(latest.remove(&key).unwrap_or_default())
+        // One statement in the common case; only an empty answer needs the
+        // second look that tells "no such model" from "no versions".
+        let latest = self
+            .latest_versions(Models::Named(namespace, name), stages)
+            .await?;
+        match latest.into_values().next() {
+            Some(versions) => Ok(versions),
+            None => self.key(namespace, name).await.map(|_| Vec::new()),
+        }
     }
 
     async fn set_model_version_tag(

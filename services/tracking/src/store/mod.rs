@@ -144,8 +144,11 @@ pub struct RunQuery {
     pub view: ViewType,
     /// Page size.
     pub limit: i64,
-    /// Rows to skip.
+    /// Rows to skip (when there is no `after`).
     pub offset: i64,
+    /// Keyset paging for the default order (no `order_by`): start after this
+    /// `(start_time, run_id)`; `offset` is then not used.
+    pub after: Option<(i64, String)>,
 }
 
 /// Where a metric-history page starts: after this point in

@@ -56,21 +56,52 @@ pub(crate) fn experiment(row: &AnyRow) -> Result<pb::Experiment, sqlx::Error> {
     })
 }
 
+/// The [`RUN_COLUMNS`] of one run, typed.
+pub(crate) type RunColumns = (
+    i64,
+    String,
+    i64,
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    String,
+    String,
+);
+
 pub(crate) fn run_info(row: &AnyRow) -> Result<(i64, pb::RunInfo), sqlx::Error> {
-    let stage: String = row.try_get("lifecycle_stage")?;
-    let status: String = row.try_get("status")?;
+    Ok(run_info_of(
+        <RunColumns as sqlx::FromRow<'_, AnyRow>>::from_row(row)?,
+    ))
+}
+
+/// `(run_key, info)` of a run's [`RUN_COLUMNS`].
+pub(crate) fn run_info_of(columns: RunColumns) -> (i64, pb::RunInfo) {
+    let (
+        run_key,
+        run_id,
+        experiment_id,
+        run_name,
+        user_id,
+        status,
+        start_time,
+        end_time,
+        stage,
+        artifact_uri,
+    ) = columns;
     let info = pb::RunInfo {
-        run_id: row.try_get("run_uuid")?,
-        run_name: row.try_get("name")?,
-        experiment_id: row.try_get::<i64, _>("experiment_id")?.to_string(),
-        user_id: row.try_get("user_id")?,
+        run_id,
+        run_name,
+        experiment_id: experiment_id.to_string(),
+        user_id,
         status: status_from_str(&status).unwrap_or(pb::RunStatus::Running) as i32,
-        start_time: row.try_get("start_time")?,
-        end_time: row.try_get("end_time")?,
-        artifact_uri: row.try_get("artifact_uri")?,
+        start_time,
+        end_time,
+        artifact_uri,
         lifecycle_stage: lifecycle_from_str(&stage) as i32,
     };
-    Ok((row.try_get("run_key")?, info))
+    (run_key, info)
 }
 
 /// Turns a stored value back into the API's double (NaN restored).

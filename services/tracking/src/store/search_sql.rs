@@ -81,6 +81,21 @@ fn run_condition(sql: &mut SqlBuilder, comparison: &Comparison) -> Result<String
     }
 }
 
+/// A comparison that only a non-NaN value of metric `key` can satisfy.
+fn requires_number(comparison: &Comparison, key: &str) -> bool {
+    comparison.entity == Entity::Metric
+        && comparison.key == key
+        && matches!(comparison.op, Op::Eq | Op::Gt | Op::Ge | Op::Lt | Op::Le)
+        && matches!(comparison.value, Value::Number(_))
+}
+
+/// The first order key, when it is a metric the filter requires to be a number.
+fn driving_metric(query: &RunQuery) -> Option<String> {
+    let first = query.order_by.first()?;
+    (first.entity == Entity::Metric && query.filter.iter().any(|c| requires_number(c, &first.key)))
+        .then(|| first.key.clone())
+}
+
 fn run_attribute_column(key: &str) -> Result<&'static str, ApiError> {
     Ok(match key {
         "run_id" | "run_uuid" => "r.run_uuid",
@@ -104,14 +119,41 @@ fn run_attribute_column(key: &str) -> Result<&'static str, ApiError> {
 /// param, tag and input tables; each order key a LEFT JOIN so runs missing it
 /// sort last (and NaN after numbers) in both directions; tiebreakers
 /// `start_time DESC, run_uuid ASC`; `limit + 1` rows to detect a next page.
+///
+/// When the first order key is a metric that the filter requires to be a
+/// number (`metrics.acc > 0.5 ORDER BY metrics.acc`), that metric is an INNER
+/// JOIN carrying the filter and the order is its value alone: every run in the
+/// result has it, non-NaN, so "missing last" and "NaN last" cannot apply, and
+/// the planner can walk `latest_metrics_by_value` in order and stop after a
+/// page instead of sorting every run of the experiment.
 pub(crate) fn runs(namespace: &Namespace, query: &RunQuery) -> Result<SqlBuilder, ApiError> {
     let mut sql = SqlBuilder::new();
     let mut joins = String::new();
     let mut order = Vec::new();
     let mut orders_start_time = false;
+    let driving = driving_metric(query);
     for (i, order_by) in query.order_by.iter().enumerate() {
         let dir = direction(order_by.ascending);
         match order_by.entity {
+            Entity::Metric if i == 0 && driving.is_some() => {
+                let key = sql.bind(Arg::Str(order_by.key.clone()));
+                let mut on = format!("o0.run_key = r.run_key AND o0.key = {key} AND o0.is_nan = 0");
+                for comparison in query
+                    .filter
+                    .iter()
+                    .filter(|c| requires_number(c, &order_by.key))
+                {
+                    on.push_str(" AND ");
+                    on.push_str(&numeric_condition(
+                        &mut sql,
+                        "o0.value",
+                        comparison.op,
+                        &comparison.value,
+                    )?);
+                }
+                joins.push_str(&format!(" JOIN latest_metrics o0 ON {on}"));
+                order.push(format!("o0.value {dir}"));
+            }
             Entity::Metric => {
                 let key = sql.bind(Arg::Str(order_by.key.clone()));
                 joins.push_str(&format!(
@@ -160,10 +202,27 @@ pub(crate) fn runs(namespace: &Namespace, query: &RunQuery) -> Result<SqlBuilder
         lifecycle_condition(query.view, "r.lifecycle_stage"),
     ];
     for comparison in &query.filter {
+        if let Some(key) = &driving
+            && requires_number(comparison, key)
+        {
+            continue; // part of the driving join
+        }
         conditions.push(run_condition(&mut sql, comparison)?);
     }
+    let mut offset = query.offset;
+    if let Some((start_time, run_id)) = &query.after
+        && query.order_by.is_empty()
+    {
+        let t1 = sql.bind(Arg::I64(*start_time));
+        let t2 = sql.bind(Arg::I64(*start_time));
+        let u = sql.bind(Arg::Str(run_id.clone()));
+        conditions.push(format!(
+            "(r.start_time < {t1} OR (r.start_time = {t2} AND r.run_uuid > {u}))"
+        ));
+        offset = 0;
+    }
     let limit = sql.bind(Arg::I64(query.limit + 1));
-    let offset = sql.bind(Arg::I64(query.offset));
+    let offset = sql.bind(Arg::I64(offset));
     sql.push(&format!(
         "SELECT {RUN_COLUMNS} FROM runs r{joins} WHERE {} ORDER BY {} LIMIT {limit} OFFSET {offset}",
         conditions.join(" AND "),

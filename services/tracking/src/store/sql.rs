@@ -17,12 +17,29 @@ use super::{
     Batch, ExperimentQuery, HistoryCursor, Lifecycle, NewExperiment, NewRun, RunQuery, RunUpdate,
     TrackingStore,
 };
-use quiver_common::sql::{Arg, SqlBuilder};
+use quiver_common::fetch_typed;
+use quiver_common::sql::{Arg, SqlBuilder, key_set_condition, key_set_value};
 
 /// Rows per multi-row INSERT (SQLite allows 32,766 bound values per statement).
 const INSERT_CHUNK: usize = 500;
 /// Keys per `IN (...)` list when loading run details.
 const IN_CHUNK: usize = 900;
+
+/// A row of the inputs/outputs read of a run page: `(kind, run_key, order,
+/// tags_json | model_id, dataset columns...)`, kind 0 = dataset input,
+/// 1 = model input, 2 = model output (order = its step).
+type InputRow = (
+    i64,
+    i64,
+    i64,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
 
 /// The tracking store over a [`Database`].
 #[derive(Debug, Clone)]
@@ -38,7 +55,9 @@ impl SqlTrackingStore {
         SqlTrackingStore {
             db,
             statistics: StatisticsRefresher::new(
-                "ANALYZE runs, latest_metrics, params, tags, metrics",
+                // Not `metrics`: it is only read by primary key, and sampling
+                // a table of 10^8 points took half a second per ANALYZE.
+                "ANALYZE runs, latest_metrics, params, tags",
             ),
         }
     }
@@ -128,9 +147,9 @@ impl SqlTrackingStore {
         infos: Vec<(i64, pb::RunInfo)>,
     ) -> Result<Vec<pb::Run>, ApiError> {
         let keys: Vec<i64> = infos.iter().map(|(key, _)| *key).collect();
-        let mut data: HashMap<i64, pb::Run> = HashMap::new();
-        for chunk in keys.chunks(IN_CHUNK) {
-            self.load_run_details(chunk, &mut data).await?;
+        let mut data: HashMap<i64, pb::Run> = HashMap::with_capacity(keys.len());
+        if !keys.is_empty() {
+            self.load_run_details(&keys, &mut data).await?;
         }
         Ok(infos
             .into_iter()
@@ -145,154 +164,147 @@ impl SqlTrackingStore {
             .collect())
     }
 
-    /// Runs `SELECT {columns} FROM {from} WHERE {key_column} IN (keys) ORDER BY {order}`.
-    async fn rows_for_runs(
-        &self,
-        keys: &[i64],
-        columns: &str,
-        from: &str,
-        key_column: &str,
-        order: &str,
-    ) -> Result<Vec<AnyRow>, ApiError> {
-        let mut sql = SqlBuilder::new();
-        let list = sql.bind_list(keys.iter().map(|k| Arg::I64(*k)));
-        sql.push(&format!(
-            "SELECT {columns} FROM {from} WHERE {key_column} IN ({list}) ORDER BY {order}"
-        ));
-        sql.fetch_all(&self.db.reader).await
-    }
-
+    /// Loads params, tags, latest metrics, inputs and outputs of `keys` into
+    /// `runs`. Four independent reads, issued together (each on its own pooled
+    /// connection, typed on Postgres), so a page costs the slowest of them.
     async fn load_run_details(
         &self,
         keys: &[i64],
         runs: &mut HashMap<i64, pb::Run>,
     ) -> Result<(), ApiError> {
-        let params = self
-            .rows_for_runs(
-                keys,
-                "run_key, key, value",
-                "params",
-                "run_key",
-                "run_key, key",
+        let dialect = self.db.dialect;
+        let set = key_set_value(dialect, keys);
+        let select = |columns: &str, from: &str, key_column: &str, order: &str| {
+            format!(
+                "SELECT {columns} FROM {from} WHERE {} ORDER BY {order}",
+                key_set_condition(dialect, key_column, "$1")
             )
-            .await?;
-        for row in &params {
-            let param = key_value(row)?;
-            run_of(runs, row)?
+        };
+        let db = &self.db;
+        let (params, tags, metrics, inputs) = tokio::try_join!(
+            async {
+                fetch_typed!(
+                    db,
+                    (i64, String, String),
+                    select("run_key, key, value", "params", "run_key", "run_key, key"),
+                    &set
+                )
+            },
+            async {
+                fetch_typed!(
+                    db,
+                    (i64, String, String),
+                    select("run_key, key, value", "tags", "run_key", "run_key, key"),
+                    &set
+                )
+            },
+            async {
+                fetch_typed!(
+                    db,
+                    (i64, String, f64, i64, i64, i64),
+                    select(
+                        "run_key, key, value, timestamp, step, is_nan",
+                        "latest_metrics",
+                        "run_key",
+                        "run_key, key"
+                    ),
+                    &set
+                )
+            },
+            // Inputs and outputs, rare, share one statement.
+            async {
+                let cond = |column: &str, p: &str| key_set_condition(dialect, column, p);
+                fetch_typed!(
+                    db,
+                    InputRow,
+                    format!(
+                        "SELECT CAST(0 AS BIGINT) AS kind, i.run_key, i.position AS ord, i.tags_json AS a, \
+                           d.name AS b, d.digest AS c, d.source_type AS d, d.source AS e, \
+                           d.schema AS f, d.profile AS g \
+                         FROM dataset_inputs i JOIN datasets d ON d.dataset_key = i.dataset_key WHERE {} \
+                         UNION ALL SELECT CAST(1 AS BIGINT), run_key, CAST(0 AS BIGINT), model_id, \
+                           NULL, NULL, NULL, NULL, NULL, NULL FROM model_inputs WHERE {} \
+                         UNION ALL SELECT CAST(2 AS BIGINT), run_key, step, model_id, \
+                           NULL, NULL, NULL, NULL, NULL, NULL FROM model_outputs WHERE {} \
+                         ORDER BY 1, 2, 3, 4",
+                        cond("i.run_key", "$1"),
+                        cond("run_key", "$2"),
+                        cond("run_key", "$3"),
+                    ),
+                    &set,
+                    &set,
+                    &set
+                )
+            },
+        )
+        .map_err(db_error)?;
+        fn run(runs: &mut HashMap<i64, pb::Run>, key: i64) -> Result<&mut pb::Run, ApiError> {
+            Ok(runs.entry(key).or_default())
+        }
+        for (key, k, value) in params {
+            run(runs, key)?
                 .data
                 .get_or_insert_with(Default::default)
                 .params
-                .push(param);
+                .push(KeyValue { key: k, value });
         }
-        let tags = self
-            .rows_for_runs(
-                keys,
-                "run_key, key, value",
-                "tags",
-                "run_key",
-                "run_key, key",
-            )
-            .await?;
-        for row in &tags {
-            let tag = key_value(row)?;
-            run_of(runs, row)?
+        for (key, k, value) in tags {
+            run(runs, key)?
                 .data
                 .get_or_insert_with(Default::default)
                 .tags
-                .push(tag);
+                .push(KeyValue { key: k, value });
         }
-        let metrics = self
-            .rows_for_runs(
-                keys,
-                "run_key, key, value, timestamp, step, is_nan",
-                "latest_metrics",
-                "run_key",
-                "run_key, key",
-            )
-            .await?;
-        for row in &metrics {
-            let value: f64 = row.try_get("value").map_err(db_error)?;
-            let metric = pb::Metric {
-                key: row.try_get("key").map_err(db_error)?,
-                value: rows::metric_value(value, get_i64(row, "is_nan")?),
-                timestamp: get_i64(row, "timestamp")?,
-                step: get_i64(row, "step")?,
-                ..Default::default()
-            };
-            run_of(runs, row)?
+        for (key, k, value, timestamp, step, is_nan) in metrics {
+            run(runs, key)?
                 .data
                 .get_or_insert_with(Default::default)
                 .metrics
-                .push(metric);
+                .push(pb::Metric {
+                    key: k,
+                    value: rows::metric_value(value, is_nan),
+                    timestamp,
+                    step,
+                    ..Default::default()
+                });
         }
-        let datasets = self
-            .rows_for_runs(
-                keys,
-                "i.run_key, i.tags_json, d.name, d.digest, d.source_type, d.source, d.schema, d.profile",
-                "dataset_inputs i JOIN datasets d ON d.dataset_key = i.dataset_key",
-                "i.run_key",
-                "i.run_key, i.position",
-            )
-            .await?;
-        for row in &datasets {
-            let tags_json: String = row.try_get("tags_json").map_err(db_error)?;
-            let tags: Vec<(String, String)> = serde_json::from_str(&tags_json).unwrap_or_default();
-            let input = pb::DatasetInput {
-                tags: tags
-                    .into_iter()
-                    .map(|(key, value)| KeyValue { key, value })
-                    .collect(),
-                dataset: Some(pb::Dataset {
-                    name: row.try_get("name").map_err(db_error)?,
-                    digest: row.try_get("digest").map_err(db_error)?,
-                    source_type: row.try_get("source_type").map_err(db_error)?,
-                    source: row.try_get("source").map_err(db_error)?,
-                    schema: row.try_get("schema").map_err(db_error)?,
-                    profile: row.try_get("profile").map_err(db_error)?,
-                }),
-            };
-            run_of(runs, row)?
-                .inputs
-                .get_or_insert_with(Default::default)
-                .dataset_inputs
-                .push(input);
-        }
-        let model_inputs = self
-            .rows_for_runs(
-                keys,
-                "run_key, model_id",
-                "model_inputs",
-                "run_key",
-                "run_key, model_id",
-            )
-            .await?;
-        for row in &model_inputs {
-            let model_id = row.try_get("model_id").map_err(db_error)?;
-            run_of(runs, row)?
-                .inputs
-                .get_or_insert_with(Default::default)
-                .model_inputs
-                .push(pb::ModelInput { model_id });
-        }
-        let model_outputs = self
-            .rows_for_runs(
-                keys,
-                "run_key, model_id, step",
-                "model_outputs",
-                "run_key",
-                "run_key, step, model_id",
-            )
-            .await?;
-        for row in &model_outputs {
-            let output = pb::ModelOutput {
-                model_id: row.try_get("model_id").map_err(db_error)?,
-                step: get_i64(row, "step")?,
-            };
-            run_of(runs, row)?
-                .outputs
-                .get_or_insert_with(Default::default)
-                .model_outputs
-                .push(output);
+        for (kind, key, ord, a, b, c, d, e, f, g) in inputs {
+            let run = run(runs, key)?;
+            match kind {
+                0 => {
+                    let tags: Vec<(String, String)> = serde_json::from_str(&a).unwrap_or_default();
+                    run.inputs
+                        .get_or_insert_with(Default::default)
+                        .dataset_inputs
+                        .push(pb::DatasetInput {
+                            tags: tags
+                                .into_iter()
+                                .map(|(key, value)| KeyValue { key, value })
+                                .collect(),
+                            dataset: Some(pb::Dataset {
+                                name: b.unwrap_or_default(),
+                                digest: c.unwrap_or_default(),
+                                source_type: d.unwrap_or_default(),
+                                source: e.unwrap_or_default(),
+                                schema: f.unwrap_or_default(),
+                                profile: g.unwrap_or_default(),
+                            }),
+                        });
+                }
+                1 => run
+                    .inputs
+                    .get_or_insert_with(Default::default)
+                    .model_inputs
+                    .push(pb::ModelInput { model_id: a }),
+                _ => run
+                    .outputs
+                    .get_or_insert_with(Default::default)
+                    .model_outputs
+                    .push(pb::ModelOutput {
+                        model_id: a,
+                        step: ord,
+                    }),
+            }
         }
         Ok(())
     }
@@ -305,13 +317,6 @@ impl SqlTrackingStore {
             .await
             .map_err(db_error)
     }
-}
-
-fn run_of<'a>(
-    runs: &'a mut HashMap<i64, pb::Run>,
-    row: &AnyRow,
-) -> Result<&'a mut pb::Run, ApiError> {
-    Ok(runs.entry(get_i64(row, "run_key")?).or_default())
 }
 
 fn get_i64(row: &AnyRow, column: &str) -> Result<i64, ApiError> {
@@ -1248,50 +1253,53 @@ impl TrackingStore for SqlTrackingStore {
         let Some(run_key) = self.run_key(namespace, run_id).await? else {
             return Ok(None);
         };
-        let mut sql = SqlBuilder::new();
-        let rk = sql.bind(Arg::I64(run_key));
-        let k = sql.bind(Arg::Str(key.to_string()));
-        sql.push(&format!(
-            "SELECT step, timestamp, value, is_nan, model_id, dataset_name, dataset_digest FROM metrics \
-             WHERE run_key = {rk} AND key = {k}"
-        ));
-        if let Some(cursor) = after {
-            let s = sql.bind(Arg::I64(cursor.step));
-            let t = sql.bind(Arg::I64(cursor.timestamp));
-            let v = sql.bind(Arg::F64(cursor.value));
-            let n = sql.bind(Arg::I64(i64::from(cursor.is_nan)));
-            sql.push(&format!(
-                " AND (step, timestamp, value, is_nan) > ({s}, {t}, {v}, {n})"
-            ));
+        const COLUMNS: &str = "SELECT step, timestamp, value, is_nan, model_id, dataset_name, dataset_digest \
+             FROM metrics WHERE run_key = $1 AND key = $2";
+        const ORDER: &str = "ORDER BY step, timestamp, value, is_nan";
+        type Row = (
+            i64,
+            i64,
+            f64,
+            i64,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        );
+        let rows = match after {
+            None => fetch_typed!(
+                &self.db,
+                Row,
+                format!("{COLUMNS} {ORDER} LIMIT $3"),
+                run_key,
+                key,
+                limit
+            ),
+            Some(cursor) => fetch_typed!(
+                &self.db,
+                Row,
+                format!(
+                    "{COLUMNS} AND (step, timestamp, value, is_nan) > ($3, $4, $5, $6) {ORDER} LIMIT $7"
+                ),
+                run_key,
+                key,
+                cursor.step,
+                cursor.timestamp,
+                cursor.value,
+                i64::from(cursor.is_nan),
+                limit
+            ),
         }
-        let l = sql.bind(Arg::I64(limit));
-        sql.push(&format!(
-            " ORDER BY step, timestamp, value, is_nan LIMIT {l}"
-        ));
-        let rows = sql.fetch_all(&self.db.reader).await?;
+        .map_err(db_error)?;
         let mut points = Vec::with_capacity(rows.len());
-        for row in rows {
-            let step = get_i64(&row, "step")?;
-            let timestamp = get_i64(&row, "timestamp")?;
-            let value: f64 = row.try_get("value").map_err(db_error)?;
-            let is_nan = get_i64(&row, "is_nan")?;
+        for (step, timestamp, value, is_nan, model_id, dataset_name, dataset_digest) in rows {
             let metric = pb::Metric {
                 key: key.to_string(),
                 value: rows::metric_value(value, is_nan),
                 timestamp,
                 step,
-                model_id: row
-                    .try_get::<Option<String>, _>("model_id")
-                    .map_err(db_error)?
-                    .unwrap_or_default(),
-                dataset_name: row
-                    .try_get::<Option<String>, _>("dataset_name")
-                    .map_err(db_error)?
-                    .unwrap_or_default(),
-                dataset_digest: row
-                    .try_get::<Option<String>, _>("dataset_digest")
-                    .map_err(db_error)?
-                    .unwrap_or_default(),
+                model_id: model_id.unwrap_or_default(),
+                dataset_name: dataset_name.unwrap_or_default(),
+                dataset_digest: dataset_digest.unwrap_or_default(),
                 run_id: run_id.to_string(),
             };
             let cursor = HistoryCursor {
@@ -1379,12 +1387,11 @@ impl TrackingStore for SqlTrackingStore {
         }
         let sql = search_sql::runs(namespace, query)?;
         let infos = sql
-            .fetch_all(&self.db.reader)
+            .fetch_as::<rows::RunColumns>(&self.db)
             .await?
-            .iter()
-            .map(rows::run_info)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(db_error)?;
+            .into_iter()
+            .map(rows::run_info_of)
+            .collect();
         self.assemble_runs(infos).await
     }
 
