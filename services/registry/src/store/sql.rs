@@ -56,9 +56,9 @@ impl SqlRegistryStore {
     pub fn new(db: Database) -> SqlRegistryStore {
         SqlRegistryStore {
             db,
-            statistics: StatisticsRefresher::new(
+            statistics: StatisticsRefresher::new(&[
                 "ANALYZE registered_models, model_versions, model_version_tags, registered_model_aliases, registered_model_tags",
-            ),
+            ]),
         }
     }
 

@@ -9,6 +9,7 @@ use quiver_proto::tracking::v1 as pb;
 use quiver_search::{Comparison, OrderBy};
 
 pub mod gc;
+mod group_commit;
 mod logged_model_search;
 pub mod logged_models;
 mod rows;

@@ -11,6 +11,7 @@ use quiver_proto::tracking::v1 as pb;
 use sqlx::any::AnyRow;
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
+use super::group_commit::GroupCommit;
 use super::rows::{self, EXPERIMENT_COLUMNS, RUN_COLUMNS, db_error, is_unique_violation};
 use super::search_sql;
 use super::{
@@ -47,6 +48,8 @@ pub struct SqlTrackingStore {
     db: Database,
     /// Refreshes planner statistics after bulk run and metric writes.
     statistics: StatisticsRefresher,
+    /// Coalesces concurrent small metric writes into shared transactions.
+    group_commit: GroupCommit,
 }
 
 impl SqlTrackingStore {
@@ -57,8 +60,16 @@ impl SqlTrackingStore {
             statistics: StatisticsRefresher::new(
                 // Not `metrics`: it is only read by primary key, and sampling
                 // a table of 10^8 points took half a second per ANALYZE.
-                "ANALYZE runs, latest_metrics, params, tags",
+                // latest_metrics is also vacuumed: every log-metric rewrites a
+                // row (never a HOT update, `value` is indexed), and a burst of
+                // them left run pages scanning ~100k dead versions (116 ms per
+                // page instead of 6) until autovacuum came by a minute later.
+                &[
+                    "ANALYZE runs, params, tags",
+                    "VACUUM (ANALYZE) latest_metrics",
+                ],
             ),
+            group_commit: GroupCommit::default(),
         }
     }
 
@@ -355,12 +366,102 @@ async fn active_run_key(
     .map_err(db_error)?
     .ok_or_else(|| run_not_found(run_id))?;
     let stage: String = row.try_get("lifecycle_stage").map_err(db_error)?;
-    if stage != Lifecycle::Active.as_str() {
-        return Err(ApiError::invalid(format!(
-            "The run {run_id} must be in the 'active' state. Current state is {stage}."
-        )));
-    }
+    check_active(run_id, &stage)?;
     get_i64(&row, "run_key")
+}
+
+/// The artifact URI of a new run under its experiment's location.
+pub(crate) fn run_artifact_uri(location: &str, run_id: &str) -> String {
+    format!("{}/{run_id}/artifacts", location.trim_end_matches('/'))
+}
+
+/// The answer to a create-run: a new run has no params, metrics or inputs,
+/// so it is built from the request instead of re-read.
+pub(crate) fn new_run_message(run: NewRun, artifact_uri: String, tags: Vec<KeyValue>) -> pb::Run {
+    pb::Run {
+        info: Some(pb::RunInfo {
+            run_id: run.run_id,
+            run_name: run.name,
+            experiment_id: run.experiment_id.to_string(),
+            user_id: run.user_id,
+            status: pb::RunStatus::Running as i32,
+            start_time: run.start_time,
+            end_time: None,
+            artifact_uri,
+            lifecycle_stage: pb::LifecycleStage::Active as i32,
+        }),
+        data: Some(pb::RunData {
+            tags,
+            ..Default::default()
+        }),
+        inputs: Some(pb::RunInputs::default()),
+        outputs: Some(pb::RunOutputs::default()),
+    }
+}
+
+/// One create-run in its own transaction.
+pub(crate) async fn create_run_alone(
+    db: &Database,
+    namespace: &Namespace,
+    run: NewRun,
+) -> Result<pb::Run, ApiError> {
+    let mut tx = db.writer.begin().await.map_err(db_error)?;
+    let location = active_experiment(&mut tx, namespace, run.experiment_id).await?;
+    let artifact_uri = run_artifact_uri(&location, &run.run_id);
+    let run_key: i64 = sqlx::query_scalar(
+        "INSERT INTO runs (run_uuid, namespace, experiment_id, name, user_id, status, start_time, lifecycle_stage, artifact_uri) \
+         VALUES ($1, $2, $3, $4, $5, 'RUNNING', $6, 'active', $7) RETURNING run_key",
+    )
+    .bind(&run.run_id)
+    .bind(namespace.as_str())
+    .bind(run.experiment_id)
+    .bind(&run.name)
+    .bind(&run.user_id)
+    .bind(run.start_time)
+    .bind(&artifact_uri)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(db_error)?;
+    // The name is already set; the tag only mirrors it.
+    let tags = upsert_run_tags(&mut tx, run_key, &run.tags, false).await?;
+    tx.commit().await.map_err(db_error)?;
+    Ok(new_run_message(run, artifact_uri, tags))
+}
+
+/// One log-batch in its own transaction.
+pub(crate) async fn write_batch(
+    db: &Database,
+    namespace: &Namespace,
+    run_id: &str,
+    batch: &Batch,
+) -> Result<(), ApiError> {
+    let mut tx = db.writer.begin().await.map_err(db_error)?;
+    let run_key = active_run_key(&mut tx, namespace, run_id).await?;
+    if !batch.params.is_empty() {
+        insert_params(&mut tx, run_id, run_key, &batch.params, batch.single_param).await?;
+    }
+    if !batch.tags.is_empty() {
+        upsert_run_tags(&mut tx, run_key, &batch.tags, true).await?;
+    }
+    if !batch.metrics.is_empty() {
+        insert_metrics(&mut tx, db.dialect, run_key, &batch.metrics).await?;
+        if batch.metrics.iter().any(|m| m.model_id.is_some()) {
+            super::logged_models::insert_model_metrics(&mut tx, namespace, run_key, &batch.metrics)
+                .await?;
+        }
+    }
+    tx.commit().await.map_err(db_error)
+}
+
+/// Writes need an active run.
+pub(crate) fn check_active(run_id: &str, stage: &str) -> Result<(), ApiError> {
+    if stage == Lifecycle::Active.as_str() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(format!(
+            "The run {run_id} must be in the 'active' state. Current state is {stage}."
+        )))
+    }
 }
 
 async fn active_experiment(
@@ -378,12 +479,29 @@ async fn active_experiment(
     .map_err(db_error)?
     .ok_or_else(|| experiment_not_found(experiment_id))?;
     let stage: String = row.try_get("lifecycle_stage").map_err(db_error)?;
-    if stage != Lifecycle::Active.as_str() {
-        return Err(ApiError::invalid(format!(
-            "The experiment {experiment_id} must be in the 'active' state. Current state is {stage}."
-        )));
-    }
+    check_experiment_active(experiment_id, &stage)?;
     row.try_get("artifact_location").map_err(db_error)
+}
+
+/// Runs are created only in active experiments.
+pub(crate) fn check_experiment_active(experiment_id: i64, stage: &str) -> Result<(), ApiError> {
+    if stage == Lifecycle::Active.as_str() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(format!(
+            "The experiment {experiment_id} must be in the 'active' state. Current state is {stage}."
+        )))
+    }
+}
+
+/// The last value of each tag key (a key repeated in one request: last wins),
+/// in key order.
+pub(crate) fn unique_tags(tags: &[KeyValue]) -> Vec<(&str, &str)> {
+    let mut unique: BTreeMap<&str, &str> = BTreeMap::new();
+    for tag in tags {
+        unique.insert(&tag.key, &tag.value);
+    }
+    unique.into_iter().collect()
 }
 
 /// Upserts run tags (last value wins for a repeated key) and returns them
@@ -394,12 +512,7 @@ async fn upsert_run_tags(
     tags: &[KeyValue],
     sync_name: bool,
 ) -> Result<Vec<KeyValue>, ApiError> {
-    // Last value wins for a key repeated in one request.
-    let mut unique: BTreeMap<&str, &str> = BTreeMap::new();
-    for tag in tags {
-        unique.insert(&tag.key, &tag.value);
-    }
-    let unique: Vec<(&str, &str)> = unique.into_iter().collect();
+    let unique = unique_tags(tags);
     for chunk in unique.chunks(INSERT_CHUNK) {
         let mut sql = SqlBuilder::new();
         sql.push("INSERT INTO tags (run_key, key, value) VALUES ");
@@ -561,13 +674,13 @@ fn push_latest_upsert(sql: &mut SqlBuilder, run_key: i64, latest: &[&super::Metr
 /// Postgres: append history and upsert latest values from UNNESTed arrays.
 const PG_INSERT_METRICS: &str = "WITH appended AS ( \
     INSERT INTO metrics (run_key, key, step, timestamp, value, is_nan, model_id, dataset_name, dataset_digest) \
-    SELECT $1, u.k, u.s, u.t, u.v, u.n, u.m, u.dn, u.dd \
-    FROM UNNEST($2::text[], $3::bigint[], $4::bigint[], $5::float8[], $6::bigint[], $7::text[], $8::text[], $9::text[]) \
-        AS u(k, s, t, v, n, m, dn, dd) \
+    SELECT u.r, u.k, u.s, u.t, u.v, u.n, u.m, u.dn, u.dd \
+    FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::float8[], $6::bigint[], $7::text[], $8::text[], $9::text[]) \
+        AS u(r, k, s, t, v, n, m, dn, dd) \
     ON CONFLICT DO NOTHING) \
   INSERT INTO latest_metrics (run_key, key, step, timestamp, value, is_nan) \
-  SELECT $1, l.k, l.s, l.t, l.v, l.n \
-  FROM UNNEST($10::text[], $11::bigint[], $12::bigint[], $13::float8[], $14::bigint[]) AS l(k, s, t, v, n) \
+  SELECT l.r, l.k, l.s, l.t, l.v, l.n \
+  FROM UNNEST($10::bigint[], $11::text[], $12::bigint[], $13::bigint[], $14::float8[], $15::bigint[]) AS l(r, k, s, t, v, n) \
   ON CONFLICT (run_key, key) DO UPDATE SET step = excluded.step, timestamp = excluded.timestamp, \
     value = excluded.value, is_nan = excluded.is_nan \
   WHERE excluded.step > latest_metrics.step \
@@ -576,7 +689,7 @@ const PG_INSERT_METRICS: &str = "WITH appended AS ( \
         AND excluded.value > latest_metrics.value)";
 
 /// A Postgres array literal (`{a,b}`) from already-encoded elements.
-fn pg_array(elements: impl Iterator<Item = String>) -> String {
+pub(crate) fn pg_array(elements: impl Iterator<Item = String>) -> String {
     let mut literal = String::from("{");
     for (index, element) in elements.enumerate() {
         if index > 0 {
@@ -589,7 +702,7 @@ fn pg_array(elements: impl Iterator<Item = String>) -> String {
 }
 
 /// A quoted array element: `"` and `\` escaped.
-fn pg_text(text: &str) -> String {
+pub(crate) fn pg_text(text: &str) -> String {
     let mut quoted = String::with_capacity(text.len() + 2);
     quoted.push('"');
     for c in text.chars() {
@@ -606,66 +719,98 @@ fn pg_opt_text(text: Option<&str>) -> String {
     text.map_or_else(|| "NULL".to_string(), pg_text)
 }
 
-/// Appends metric points to the history and updates the latest values. On
-/// Postgres any batch is one statement (a data-modifying CTE over UNNESTed
-/// arrays), so a `log-metric` costs one round trip for both tables.
+/// The newest point per (run, key) of `points`, by (step, timestamp, value),
+/// in (run, key) order (the order rows are locked in, the same everywhere).
+fn newest_points<'a>(
+    points: &[(i64, &'a super::MetricPoint)],
+) -> Vec<(i64, &'a super::MetricPoint)> {
+    let mut newest: BTreeMap<(i64, &str), &super::MetricPoint> = BTreeMap::new();
+    for (run_key, m) in points {
+        let newer = newest.get(&(*run_key, m.key.as_str())).is_none_or(|cur| {
+            (m.step, m.timestamp) > (cur.step, cur.timestamp)
+                || ((m.step, m.timestamp) == (cur.step, cur.timestamp) && m.value > cur.value)
+        });
+        if newer {
+            newest.insert((*run_key, m.key.as_str()), m);
+        }
+    }
+    newest
+        .into_iter()
+        .map(|((run_key, _), m)| (run_key, m))
+        .collect()
+}
+
+/// Postgres: appends points of any number of runs to the history and updates
+/// their latest values in ONE constant statement (cached per connection; a
+/// data-modifying CTE over arrays passed as text literals and UNNESTed), so a
+/// log-metric, a 1000-point log-batch and a group commit of many runs' writes
+/// are each one round trip.
+pub(crate) async fn pg_insert_metrics(
+    tx: &mut Transaction<'static, Any>,
+    points: &[(i64, &super::MetricPoint)],
+) -> Result<(), ApiError> {
+    let latest = newest_points(points);
+    sqlx::query(PG_INSERT_METRICS)
+        .bind(pg_array(points.iter().map(|(r, _)| r.to_string())))
+        .bind(pg_array(points.iter().map(|(_, m)| pg_text(&m.key))))
+        .bind(pg_array(points.iter().map(|(_, m)| m.step.to_string())))
+        .bind(pg_array(
+            points.iter().map(|(_, m)| m.timestamp.to_string()),
+        ))
+        .bind(pg_array(
+            points.iter().map(|(_, m)| format!("{:e}", m.value)),
+        ))
+        .bind(pg_array(
+            points.iter().map(|(_, m)| i64::from(m.is_nan).to_string()),
+        ))
+        .bind(pg_array(
+            points
+                .iter()
+                .map(|(_, m)| pg_opt_text(m.model_id.as_deref())),
+        ))
+        .bind(pg_array(
+            points
+                .iter()
+                .map(|(_, m)| pg_opt_text(m.dataset_name.as_deref())),
+        ))
+        .bind(pg_array(
+            points
+                .iter()
+                .map(|(_, m)| pg_opt_text(m.dataset_digest.as_deref())),
+        ))
+        .bind(pg_array(latest.iter().map(|(r, _)| r.to_string())))
+        .bind(pg_array(latest.iter().map(|(_, m)| pg_text(&m.key))))
+        .bind(pg_array(latest.iter().map(|(_, m)| m.step.to_string())))
+        .bind(pg_array(
+            latest.iter().map(|(_, m)| m.timestamp.to_string()),
+        ))
+        .bind(pg_array(
+            latest.iter().map(|(_, m)| format!("{:e}", m.value)),
+        ))
+        .bind(pg_array(
+            latest.iter().map(|(_, m)| i64::from(m.is_nan).to_string()),
+        ))
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+/// Appends one run's metric points to the history and updates its latest
+/// values (one statement on Postgres, see [`pg_insert_metrics`]).
 async fn insert_metrics(
     tx: &mut Transaction<'static, Any>,
     dialect: Dialect,
     run_key: i64,
     metrics: &[super::MetricPoint],
 ) -> Result<(), ApiError> {
-    // The newest point per key in this batch, by (step, timestamp, value).
-    let mut newest: BTreeMap<&str, &super::MetricPoint> = BTreeMap::new();
-    for m in metrics {
-        let newer = newest.get(m.key.as_str()).is_none_or(|cur| {
-            (m.step, m.timestamp) > (cur.step, cur.timestamp)
-                || ((m.step, m.timestamp) == (cur.step, cur.timestamp) && m.value > cur.value)
-        });
-        if newer {
-            newest.insert(&m.key, m);
-        }
-    }
-    let latest: Vec<&super::MetricPoint> = newest.into_values().collect();
-    let points: Vec<&super::MetricPoint> = metrics.iter().collect();
+    let keyed: Vec<(i64, &super::MetricPoint)> = metrics.iter().map(|m| (run_key, m)).collect();
     if dialect == Dialect::Postgres {
-        // One constant statement (cached per connection) with arrays passed
-        // as text literals and UNNESTed: no per-batch parse of thousands of
-        // parameters, history and latest values in one round trip.
-        sqlx::query(PG_INSERT_METRICS)
-            .bind(run_key)
-            .bind(pg_array(points.iter().map(|m| pg_text(&m.key))))
-            .bind(pg_array(points.iter().map(|m| m.step.to_string())))
-            .bind(pg_array(points.iter().map(|m| m.timestamp.to_string())))
-            .bind(pg_array(points.iter().map(|m| format!("{:e}", m.value))))
-            .bind(pg_array(
-                points.iter().map(|m| i64::from(m.is_nan).to_string()),
-            ))
-            .bind(pg_array(
-                points.iter().map(|m| pg_opt_text(m.model_id.as_deref())),
-            ))
-            .bind(pg_array(
-                points
-                    .iter()
-                    .map(|m| pg_opt_text(m.dataset_name.as_deref())),
-            ))
-            .bind(pg_array(
-                points
-                    .iter()
-                    .map(|m| pg_opt_text(m.dataset_digest.as_deref())),
-            ))
-            .bind(pg_array(latest.iter().map(|m| pg_text(&m.key))))
-            .bind(pg_array(latest.iter().map(|m| m.step.to_string())))
-            .bind(pg_array(latest.iter().map(|m| m.timestamp.to_string())))
-            .bind(pg_array(latest.iter().map(|m| format!("{:e}", m.value))))
-            .bind(pg_array(
-                latest.iter().map(|m| i64::from(m.is_nan).to_string()),
-            ))
-            .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
-        return Ok(());
+        return pg_insert_metrics(tx, &keyed).await;
     }
+    let latest: Vec<&super::MetricPoint> =
+        newest_points(&keyed).into_iter().map(|(_, m)| m).collect();
+    let points: Vec<&super::MetricPoint> = metrics.iter().collect();
     for chunk in points.chunks(METRIC_CHUNK) {
         let mut sql = SqlBuilder::new();
         push_metrics_insert(&mut sql, run_key, chunk);
@@ -944,51 +1089,15 @@ impl TrackingStore for SqlTrackingStore {
     }
 
     async fn create_run(&self, namespace: &Namespace, run: NewRun) -> Result<pb::Run, ApiError> {
-        let mut tx = self.begin().await?;
-        let location = active_experiment(&mut tx, namespace, run.experiment_id).await?;
-        let artifact_uri = format!(
-            "{}/{}/artifacts",
-            location.trim_end_matches('/'),
-            run.run_id
-        );
-        let run_key: i64 = sqlx::query_scalar(
-            "INSERT INTO runs (run_uuid, namespace, experiment_id, name, user_id, status, start_time, lifecycle_stage, artifact_uri) \
-             VALUES ($1, $2, $3, $4, $5, 'RUNNING', $6, 'active', $7) RETURNING run_key",
-        )
-        .bind(&run.run_id)
-        .bind(namespace.as_str())
-        .bind(run.experiment_id)
-        .bind(&run.name)
-        .bind(&run.user_id)
-        .bind(run.start_time)
-        .bind(&artifact_uri)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        // The name is already set; the tag only mirrors it.
-        let tags = upsert_run_tags(&mut tx, run_key, &run.tags, false).await?;
-        tx.commit().await.map_err(db_error)?;
+        if self.db.dialect == Dialect::Postgres {
+            return self
+                .group_commit
+                .create_run(&self.db, &self.statistics, namespace, run)
+                .await;
+        }
+        let created = create_run_alone(&self.db, namespace, run).await?;
         self.note_writes(1);
-        // A new run has no params, metrics or inputs: answer without re-reading.
-        Ok(pb::Run {
-            info: Some(pb::RunInfo {
-                run_id: run.run_id,
-                run_name: run.name,
-                experiment_id: run.experiment_id.to_string(),
-                user_id: run.user_id,
-                status: pb::RunStatus::Running as i32,
-                start_time: run.start_time,
-                end_time: None,
-                artifact_uri,
-                lifecycle_stage: pb::LifecycleStage::Active as i32,
-            }),
-            data: Some(pb::RunData {
-                tags,
-                ..Default::default()
-            }),
-            inputs: Some(pb::RunInputs::default()),
-            outputs: Some(pb::RunOutputs::default()),
-        })
+        Ok(created)
     }
 
     async fn get_run(
@@ -1085,28 +1194,14 @@ impl TrackingStore for SqlTrackingStore {
         run_id: &str,
         batch: Batch,
     ) -> Result<(), ApiError> {
-        let mut tx = self.begin().await?;
-        let run_key = active_run_key(&mut tx, namespace, run_id).await?;
-        if !batch.params.is_empty() {
-            insert_params(&mut tx, run_id, run_key, &batch.params, batch.single_param).await?;
+        if self.db.dialect == Dialect::Postgres && GroupCommit::takes(&batch) {
+            return self
+                .group_commit
+                .submit(&self.db, &self.statistics, namespace, run_id, batch.metrics)
+                .await;
         }
-        if !batch.tags.is_empty() {
-            upsert_run_tags(&mut tx, run_key, &batch.tags, true).await?;
-        }
-        if !batch.metrics.is_empty() {
-            insert_metrics(&mut tx, self.db.dialect, run_key, &batch.metrics).await?;
-            if batch.metrics.iter().any(|m| m.model_id.is_some()) {
-                super::logged_models::insert_model_metrics(
-                    &mut tx,
-                    namespace,
-                    run_key,
-                    &batch.metrics,
-                )
-                .await?;
-            }
-        }
+        write_batch(&self.db, namespace, run_id, &batch).await?;
         let written = batch.metrics.len() + batch.params.len() + batch.tags.len();
-        tx.commit().await.map_err(db_error)?;
         self.note_writes(u64::try_from(written).unwrap_or(u64::MAX));
         Ok(())
     }
