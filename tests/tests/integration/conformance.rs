@@ -1707,6 +1707,203 @@ pub async fn namespaces_are_isolated(backend: Backend) {
     );
 }
 
+/// Many small writes at once (on Postgres they share group commits): each
+/// gets its own answer, refused ones change nothing, and every accepted one
+/// is there afterwards.
+pub async fn concurrent_small_writes(backend: Backend) {
+    let env = env(backend).await;
+    let exp = env.experiment("concurrent").await;
+    let gone = env.experiment("gone").await;
+    env.api
+        .delete_experiment(
+            &env.ctx,
+            pb::DeleteExperimentRequest {
+                experiment_id: gone.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    let other = ns("team-b");
+    let foreign_exp = env
+        .api
+        .create_experiment(
+            &other,
+            pb::CreateExperimentRequest {
+                name: "theirs".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .experiment_id;
+
+    // 30 creations in a live experiment, 4 in a deleted one and 3 in one that
+    // does not exist, all at once (experiment ids are per namespace, so
+    // another namespace's experiment cannot even be named).
+    let create = |experiment_id: String, name: String| {
+        let api = env.api.clone();
+        let ctx = env.ctx.clone();
+        async move {
+            api.create_run(
+                &ctx,
+                pb::CreateRunRequest {
+                    experiment_id,
+                    run_name: name.clone(),
+                    start_time: 1_000,
+                    tags: vec![kv("team", &name)],
+                    ..Default::default()
+                },
+            )
+            .await
+            .map(|response| response.run.unwrap())
+        }
+    };
+    let mut calls = Vec::new();
+    for i in 0..30 {
+        calls.push(create(exp.clone(), format!("r{i}")));
+    }
+    for i in 0..4 {
+        calls.push(create(gone.clone(), format!("gone{i}")));
+    }
+    for i in 0..3 {
+        calls.push(create("987654".into(), format!("missing{i}")));
+    }
+    let results = futures::future::join_all(calls).await;
+    let mut runs = Vec::new();
+    for (i, result) in results.into_iter().enumerate() {
+        match i {
+            0..30 => {
+                let run = result.unwrap();
+                let info = run.info.clone().unwrap();
+                assert_eq!(info.run_name, format!("r{i}"));
+                assert_eq!(info.experiment_id, exp);
+                assert!(
+                    info.artifact_uri
+                        .ends_with(&format!("/{}/artifacts", info.run_id))
+                );
+                let tags = run.data.clone().unwrap().tags;
+                assert!(tags.contains(&kv("team", &format!("r{i}"))), "{tags:?}");
+                // Stored, not just answered.
+                assert_eq!(env.get_run(&info.run_id).await.data.unwrap().tags, tags);
+                runs.push(info.run_id);
+            }
+            30..34 => {
+                assert_code(result, ErrorCode::InvalidParameterValue);
+            }
+            _ => {
+                assert_code(result, ErrorCode::ResourceDoesNotExist);
+            }
+        }
+    }
+    let found = env.search(&[&exp], "", &[]).await.unwrap();
+    assert_eq!(found.len(), 30);
+    assert!(env.search(&[&gone], "", &[]).await.unwrap().is_empty());
+
+    // Points for 9 live runs (20 steps each, shuffled), for a deleted run, an
+    // unknown run and another namespace's run: all at once.
+    let deleted = runs.pop().unwrap();
+    env.api
+        .delete_run(
+            &env.ctx,
+            pb::DeleteRunRequest {
+                run_id: deleted.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    let foreign_run = env
+        .api
+        .create_run(
+            &other,
+            pb::CreateRunRequest {
+                experiment_id: foreign_exp,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .run
+        .unwrap()
+        .info
+        .unwrap()
+        .run_id;
+    let live: Vec<String> = runs.iter().take(9).cloned().collect();
+    let mut calls = Vec::new();
+    for step in [
+        7, 19, 0, 13, 2, 18, 5, 11, 1, 16, 3, 9, 14, 4, 17, 6, 12, 8, 15, 10,
+    ] {
+        for run in &live {
+            calls.push((run.clone(), step, None));
+        }
+    }
+    for step in 0..3 {
+        calls.push((
+            deleted.clone(),
+            step,
+            Some(ErrorCode::InvalidParameterValue),
+        ));
+        calls.push((
+            "0123456789abcdef0123456789abcdef".to_string(),
+            step,
+            Some(ErrorCode::ResourceDoesNotExist),
+        ));
+        calls.push((
+            foreign_run.clone(),
+            step,
+            Some(ErrorCode::ResourceDoesNotExist),
+        ));
+    }
+    let results = futures::future::join_all(
+        calls
+            .iter()
+            .map(|(run, step, _)| env.metric(run, "loss", *step as f64, 1_000 + step, *step)),
+    )
+    .await;
+    for ((run, step, expected), result) in calls.iter().zip(results) {
+        match expected {
+            None => result.unwrap_or_else(|e| panic!("{run} step {step}: {e:?}")),
+            Some(code) => {
+                assert_code(result, *code);
+            }
+        }
+    }
+    for run in &live {
+        let history = env
+            .api
+            .get_metric_history(
+                &env.ctx,
+                pb::GetMetricHistoryRequest {
+                    run_id: run.clone(),
+                    metric_key: "loss".into(),
+                    page_token: String::new(),
+                    max_results: 100,
+                },
+            )
+            .await
+            .unwrap()
+            .metrics;
+        let steps: Vec<i64> = history.iter().map(|m| m.step).collect();
+        assert_eq!(steps, (0..20).collect::<Vec<_>>());
+        let latest = env.get_run(run).await.data.unwrap().metrics;
+        assert_eq!(latest.len(), 1);
+        assert_eq!((latest[0].step, latest[0].value), (19, 19.0));
+    }
+    // The refused points left nothing behind.
+    let foreign = env
+        .api
+        .get_run(
+            &other,
+            pb::GetRunRequest {
+                run_id: foreign_run,
+            },
+        )
+        .await
+        .unwrap()
+        .run
+        .unwrap();
+    assert!(foreign.data.unwrap().metrics.is_empty());
+}
+
 macro_rules! conformance_suite {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -1726,6 +1923,7 @@ macro_rules! conformance_suite {
 
 conformance_suite!(
     default_experiment_exists,
+    concurrent_small_writes,
     experiment_lifecycle,
     experiment_search,
     run_lifecycle,
