@@ -78,18 +78,6 @@ done
 log "Postgres: $PG_BASE (fsync=$("${PSQL[@]}" -At "$PG_URL" -c 'SHOW fsync'), databases quiver, mlflow, copybench)"
 
 Q_HTTP=$(free_port); Q_GRPC=$(free_port); M_PORT=$(free_port)
-log "starting quiver on 127.0.0.1:$Q_HTTP"
-QUIVER__LOG__LEVEL=warn target/release/quiver run --services all \
-  --database-url "$PG_BASE/quiver" --http-addr "127.0.0.1:$Q_HTTP" --grpc-addr "127.0.0.1:$Q_GRPC" \
-  --data-dir "$WORK/quiver-data" >"$WORK/quiver.log" 2>&1 &
-QUIVER_PID=$!
-
-log "starting mlflow server $MLFLOW_VERSION on 127.0.0.1:$M_PORT (4 workers; migrations take ~40 s)"
-mkdir -p "$WORK/mlflow-artifacts"
-setsid "$VENV/bin/mlflow" server --backend-store-uri "postgresql://${PG_BASE#postgres://}/mlflow" \
-  --artifacts-destination "$WORK/mlflow-artifacts" --host 127.0.0.1 --port "$M_PORT" --workers 4 \
-  >"$WORK/mlflow.log" 2>&1 &
-MLFLOW_PID=$!
 
 wait_health() { # name port pid seconds
   local deadline=$((SECONDS + $4))
@@ -100,13 +88,52 @@ wait_health() { # name port pid seconds
   done
   log "$1 healthy"
 }
-wait_health quiver "$Q_HTTP" "$QUIVER_PID" 60
-wait_health mlflow "$M_PORT" "$MLFLOW_PID" 300
-sleep 3 # let both settle before the idle RSS reading
+# CPU ticks (1/100 s) used so far by a process and its descendants.
+tree_ticks() {
+  python3 - "$1" <<'PY'
+import os, sys
+parent, ticks = {}, {}
+for p in os.listdir("/proc"):
+    if p.isdigit():
+        try:
+            fields = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parent[int(p)] = int(fields[1])
+        ticks[int(p)] = int(fields[11]) + int(fields[12])
+tree, grew = {int(sys.argv[1])}, True
+while grew:
+    more = {p for p, pp in parent.items() if pp in tree} - tree
+    tree |= more
+    grew = bool(more)
+print(sum(ticks.get(p, 0) for p in tree))
+PY
+}
+# Waits until a server's process tree is idle (< 10% of a core over 5 s, at
+# most 180 s): MLflow 3 starts job consumers that use ~2 cores for ~30 s
+# after /health answers, which would otherwise compete with the workloads.
+wait_idle() { # name pid
+  local deadline=$((SECONDS + 180)) a b
+  while [ $SECONDS -lt $deadline ]; do
+    a=$(tree_ticks "$2"); sleep 5; b=$(tree_ticks "$2")
+    if [ $((b - a)) -lt 50 ]; then log "$1 idle ($((b - a)) ticks in 5 s)"; return 0; fi
+  done
+  log "$1 still busy after 180 s"
+}
 
 BENCH=target/release/quiver-bench
 # Another build on the machine competes for the 2 cores: note it in the report.
 busy() { echo "$(pgrep -c -x rustc || true) rustc, $(pgrep -c -x cargo || true) cargo process(es), load average $(cut -d' ' -f1-3 /proc/loadavg)"; }
+
+# Each server runs alone: started, settled, measured, stopped.
+log "starting quiver on 127.0.0.1:$Q_HTTP"
+QUIVER__LOG__LEVEL=warn target/release/quiver run --services all \
+  --database-url "$PG_BASE/quiver" --http-addr "127.0.0.1:$Q_HTTP" --grpc-addr "127.0.0.1:$Q_GRPC" \
+  --data-dir "$WORK/quiver-data" >"$WORK/quiver.log" 2>&1 &
+QUIVER_PID=$!
+wait_health quiver "$Q_HTTP" "$QUIVER_PID" 60
+wait_idle quiver "$QUIVER_PID"
+sleep 3 # before the idle RSS reading
 BUSY_Q=$(busy)
 log "=== Quiver === (machine: $BUSY_Q)"
 "$BENCH" run --label quiver --base-url "http://127.0.0.1:$Q_HTTP" --pid "$QUIVER_PID" --scale "$SCALE" --out "$WORK/quiver.json"
@@ -118,10 +145,20 @@ BIG_RESULT=$("$VENV/bin/python" bench/stock_client_big_file.py "http://127.0.0.1
   || BIG_RESULT="failed: $BIG_RESULT"
 rm -rf "$WORK/big"
 log "big file: $BIG_RESULT"
+stop_pid "$QUIVER_PID"; QUIVER_PID=""
+
+log "starting mlflow server $MLFLOW_VERSION on 127.0.0.1:$M_PORT (4 workers; migrations take ~40 s)"
+mkdir -p "$WORK/mlflow-artifacts"
+setsid "$VENV/bin/mlflow" server --backend-store-uri "postgresql://${PG_BASE#postgres://}/mlflow" \
+  --artifacts-destination "$WORK/mlflow-artifacts" --host 127.0.0.1 --port "$M_PORT" --workers 4 \
+  >"$WORK/mlflow.log" 2>&1 &
+MLFLOW_PID=$!
+wait_health mlflow "$M_PORT" "$MLFLOW_PID" 300
+wait_idle mlflow "$MLFLOW_PID"
+sleep 3 # before the idle RSS reading
 BUSY_M=$(busy)
 log "=== MLflow === (machine: $BUSY_M)"
 "$BENCH" run --label mlflow --base-url "http://127.0.0.1:$M_PORT" --pid "$MLFLOW_PID" --scale "$SCALE" --out "$WORK/mlflow.json"
-stop_pid "$QUIVER_PID"; QUIVER_PID=""
 stop_pid "$MLFLOW_PID" group; MLFLOW_PID=""
 log "=== raw Postgres COPY baseline ==="
 "$BENCH" copy --database-url "$PG_BASE/copybench" --scale "$SCALE" --out "$WORK/copy.json"
@@ -135,7 +172,7 @@ BUSY_END=$(busy)
   echo "- Quiver: \`target/release/quiver run --services all --database-url postgres://…/quiver\` (defaults otherwise: database.max_connections 16); binary ${BENCH_BUILD_NOTE}."
   echo "- MLflow: \`mlflow server --backend-store-uri postgresql://…/mlflow --artifacts-destination DIR --host 127.0.0.1 --port P --workers 4\`, mlflow $("$VENV/bin/python" -c 'import mlflow; print(mlflow.__version__)') from PyPI."
   echo "- Postgres: $("${PSQL[@]}" -At "$PG_URL" -c 'SHOW server_version') throwaway cluster (\`scripts/with-postgres.sh\`, \`QUIVER_TEST_PG_FSYNC=on\`: fsync on, synchronous_commit on), both servers in the same cluster, own databases."
-  echo "- Load generator: \`target/release/quiver-bench\` (Rust, tokio + hyper 1 HTTP/1.1 keep-alive, one connection per client), on the same machine; one server is loaded at a time. Requests are shaped as the stock \`mlflow\` 3.x Python client sends them (JSON POST bodies; get-history as a GET query with \`run_id\`, \`run_uuid\`, \`metric_key\`, \`max_results=25000\`, \`page_token\`)."
+  echo "- Load generator: \`target/release/quiver-bench\` (Rust, tokio + hyper 1 HTTP/1.1 keep-alive, one connection per client), on the same machine. Each server runs alone: started, waited for until its process tree is idle (MLflow 3's job consumers use ~2 cores for ~30 s after /health answers), measured, stopped; then the other. Requests are shaped as the stock \`mlflow\` 3.x Python client sends them (JSON POST bodies; get-history as a GET query with \`run_id\`, \`run_uuid\`, \`metric_key\`, \`max_results=25000\`, \`page_token\`)."
   echo "- TCP: client sockets set TCP_NODELAY at connect and TCP_QUICKACK at connect **and again after every read** (the stream wrapper calls \`setsockopt(TCP_QUICKACK)\` after each read, since Linux clears it), so delayed-ACK/Nagle stalls (stock MLflow leaves Nagle on) do not dominate; the comparison is server compute against server compute."
   echo
   echo "Wall time of the benchmark proper (servers up to report, not counting the build/venv): $((SECONDS / 60)) min $((SECONDS % 60)) s. Most of MLflow's share is its untimed data set-up (20,000 REST calls for the 10,000 search runs)."

@@ -100,11 +100,11 @@ const ANALYZE_CHECK_EVERY: Duration = Duration::from_millis(250);
 /// its tables from a background task that looks four times a second: at once
 /// when the writes since the last refresh reach those before it (1k, 2k, 4k,
 /// ...); every few seconds while a stream of writes adds 5% or more; and when
-/// a burst of 1,000 writes or more stops (at most once a second). A freshly filled database otherwise
-/// keeps its empty-table statistics until autovacuum's next pass (a minute or
-/// more), and searches get plans that take seconds (seen: 36 s for 10k runs
-/// right after a bulk load that followed half a million other writes, 50 ms
-/// after).
+/// a burst of 1,000 writes or more stops (at most once a second). A freshly
+/// filled database otherwise keeps its empty-table statistics until
+/// autovacuum's next pass (a minute or more), and searches get plans that
+/// take seconds (seen: 36 s for 10k runs right after a bulk load that
+/// followed half a million other writes, 50 ms after).
 #[derive(Debug, Clone)]
 pub struct StatisticsRefresher {
     writes: std::sync::Arc<std::sync::atomic::AtomicU64>,

@@ -259,7 +259,8 @@ async fn commit_together(db: &Database, jobs: &[Job]) -> Result<Vec<Outcome>, Ap
             Job::Metrics { .. } => None,
         })
         .collect();
-    let mut new_runs: Vec<(usize, String)> = Vec::new(); // (job, artifact_uri)
+    // (job, namespace, run, artifact_uri) of the creations that can go in.
+    let mut new_runs: Vec<(usize, &Namespace, &NewRun, String)> = Vec::new();
     if !creations.is_empty() {
         let ids = pg_array(
             creations
@@ -285,7 +286,12 @@ async fn commit_together(db: &Database, jobs: &[Job]) -> Result<Vec<Outcome>, Ap
             match experiments.get(&key) {
                 Some((stage, location)) => {
                     match check_experiment_active(run.experiment_id, stage) {
-                        Ok(()) => new_runs.push((*i, run_artifact_uri(location, &run.run_id))),
+                        Ok(()) => new_runs.push((
+                            *i,
+                            namespace,
+                            run,
+                            run_artifact_uri(location, &run.run_id),
+                        )),
                         Err(error) => outcomes[*i] = Some(Outcome::CreateRun(Err(error))),
                     }
                 }
@@ -299,15 +305,12 @@ async fn commit_together(db: &Database, jobs: &[Job]) -> Result<Vec<Outcome>, Ap
     }
     let mut created: Vec<(usize, String, Vec<KeyValue>)> = Vec::new();
     if !new_runs.is_empty() {
-        let run_of = |i: usize| match &jobs[i] {
-            Job::CreateRun { namespace, run, .. } => (namespace, run),
-            Job::Metrics { .. } => unreachable!("only creations are in new_runs"),
-        };
         let column = |f: &dyn Fn(&Namespace, &NewRun, &str) -> String| {
-            pg_array(new_runs.iter().map(|(i, uri)| {
-                let (namespace, run) = run_of(*i);
-                f(namespace, run, uri)
-            }))
+            pg_array(
+                new_runs
+                    .iter()
+                    .map(|(_, namespace, run, uri)| f(namespace, run, uri)),
+            )
         };
         let keys: HashMap<String, i64> = sqlx::query_as::<_, (String, i64)>(
             "INSERT INTO runs (run_uuid, namespace, experiment_id, name, user_id, status, start_time, \
@@ -330,8 +333,7 @@ async fn commit_together(db: &Database, jobs: &[Job]) -> Result<Vec<Outcome>, Ap
         .into_iter()
         .collect();
         let mut tag_rows: Vec<(i64, &str, &str)> = Vec::new();
-        for (i, uri) in &new_runs {
-            let (_, run) = run_of(*i);
+        for (i, _, run, uri) in &new_runs {
             let run_key = *keys
                 .get(&run.run_id)
                 .ok_or_else(|| ApiError::internal("a created run returned no key"))?;
