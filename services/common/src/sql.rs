@@ -83,30 +83,14 @@ impl SqlBuilder {
             + Unpin,
     {
         match &db.pg {
-            Some(pg) => {
-                let mut query = sqlx::query_as::<_, O>(AssertSqlSafe(self.text));
-                for arg in self.args {
-                    query = match arg {
-                        Arg::I64(value) => query.bind(value),
-                        Arg::F64(value) => query.bind(value),
-                        Arg::Str(value) => query.bind(value),
-                        Arg::OptStr(value) => query.bind(value),
-                    };
-                }
-                query.fetch_all(pg).await.map_err(db_error)
-            }
-            None => {
-                let mut query = sqlx::query_as::<_, O>(AssertSqlSafe(self.text));
-                for arg in self.args {
-                    query = match arg {
-                        Arg::I64(value) => query.bind(value),
-                        Arg::F64(value) => query.bind(value),
-                        Arg::Str(value) => query.bind(value),
-                        Arg::OptStr(value) => query.bind(value),
-                    };
-                }
-                query.fetch_all(&db.reader).await.map_err(db_error)
-            }
+            Some(pg) => bind_all(sqlx::query_as(AssertSqlSafe(self.text)), self.args)
+                .fetch_all(pg)
+                .await
+                .map_err(db_error),
+            None => bind_all(sqlx::query_as(AssertSqlSafe(self.text)), self.args)
+                .fetch_all(&db.reader)
+                .await
+                .map_err(db_error),
         }
     }
 
@@ -150,6 +134,28 @@ impl SqlBuilder {
             .map(|done| done.rows_affected())
             .map_err(db_error)
     }
+}
+
+/// Binds `args` in order, for any driver (the typed Postgres pool or `Any`).
+fn bind_all<'q, DB: sqlx::Database, O>(
+    mut query: sqlx::query::QueryAs<'q, DB, O, <DB as sqlx::Database>::Arguments>,
+    args: Vec<Arg>,
+) -> sqlx::query::QueryAs<'q, DB, O, <DB as sqlx::Database>::Arguments>
+where
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    f64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    for arg in args {
+        query = match arg {
+            Arg::I64(value) => query.bind(value),
+            Arg::F64(value) => query.bind(value),
+            Arg::Str(value) => query.bind(value),
+            Arg::OptStr(value) => query.bind(value),
+        };
+    }
+    query
 }
 
 /// `{column} IN <the key set bound at placeholder p>`; see [`SqlBuilder::key_in`].

@@ -1707,6 +1707,89 @@ pub async fn namespaces_are_isolated(backend: Backend) {
     );
 }
 
+/// Paging a run search: in the default order (start_time DESC, run_id) the
+/// token is a keyset cursor, and equal start times neither repeat nor skip a
+/// run; MLflow's plain offset tokens and ordered searches page by offset.
+pub async fn run_search_paging(backend: Backend) {
+    let env = env(backend).await;
+    let exp = env.experiment("paging").await;
+    // Seven runs, four of them sharing one start time.
+    for (name, start) in [
+        ("a", 5),
+        ("b", 7),
+        ("c", 7),
+        ("d", 7),
+        ("e", 7),
+        ("f", 9),
+        ("g", 1),
+    ] {
+        let run = env.run(&exp, name, start).await;
+        env.metric(&run, "m", f64::from(name.as_bytes()[0]), 0, 0)
+            .await
+            .unwrap();
+    }
+    let page = |token: String, order_by: Vec<String>| {
+        let api = env.api.clone();
+        let ctx = env.ctx.clone();
+        let exp = exp.clone();
+        async move {
+            api.search_runs(
+                &ctx,
+                pb::SearchRunsRequest {
+                    experiment_ids: vec![exp],
+                    filter: String::new(),
+                    order_by,
+                    max_results: 2,
+                    run_view_type: ViewType::ActiveOnly as i32,
+                    page_token: token,
+                },
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let all_pages = |order_by: Vec<String>| async move {
+        let (mut names, mut token, mut pages) = (Vec::new(), String::new(), 0);
+        loop {
+            let response = page(token, order_by.clone()).await;
+            names.extend(response.runs.into_iter().map(|r| r.info.unwrap().run_name));
+            pages += 1;
+            if response.next_page_token.is_empty() {
+                return (names, pages);
+            }
+            token = response.next_page_token;
+        }
+    };
+    let one_page = env.search(&[&exp], "", &[]).await.unwrap();
+    let (paged, pages) = all_pages(Vec::new()).await;
+    assert_eq!(paged, one_page);
+    assert_eq!(pages, 4);
+    assert_eq!(paged.len(), 7);
+    assert_eq!(&paged[..1], ["f"]);
+    assert_eq!(paged.last().unwrap(), "g");
+    // A run created between pages does not shift the later pages (keyset).
+    let first = page(String::new(), Vec::new()).await;
+    env.run(&exp, "late", 100).await;
+    let second = page(first.next_page_token.clone(), Vec::new()).await;
+    let names: Vec<String> = second
+        .runs
+        .into_iter()
+        .map(|r| r.info.unwrap().run_name)
+        .collect();
+    assert_eq!(names, one_page[2..4]);
+    // MLflow's offset token still works.
+    let offset = page("eyJvZmZzZXQiOiAyfQ==".into(), Vec::new()).await;
+    let names: Vec<String> = offset
+        .runs
+        .into_iter()
+        .map(|r| r.info.unwrap().run_name)
+        .collect();
+    assert_eq!(names.len(), 2);
+    // Ordered searches page by offset ("late" has no `m`: last).
+    let (ordered, _) = all_pages(vec!["metrics.m DESC".into()]).await;
+    assert_eq!(ordered, ["g", "f", "e", "d", "c", "b", "a", "late"]);
+}
+
 /// Many small writes at once (on Postgres they share group commits): each
 /// gets its own answer, refused ones change nothing, and every accepted one
 /// is there afterwards.
@@ -1924,6 +2007,7 @@ macro_rules! conformance_suite {
 conformance_suite!(
     default_experiment_exists,
     concurrent_small_writes,
+    run_search_paging,
     experiment_lifecycle,
     experiment_search,
     run_lifecycle,
