@@ -406,6 +406,7 @@ async fn get_metric_history(
         ctx,
         request,
         page: Some(first),
+        writer: dto::MetricsWriter::default(),
         opened: false,
     };
     let stream = futures::stream::unfold(state, next_history_chunk);
@@ -429,29 +430,25 @@ struct HistoryStream {
     ctx: RequestContext,
     request: pb::GetMetricHistoryRequest,
     page: Option<pb::GetMetricHistoryResponse>,
+    writer: dto::MetricsWriter,
     opened: bool,
 }
 
 /// Emits `{"metrics": [` + one page of points per chunk + `]}`.
 async fn next_history_chunk(
     mut state: HistoryStream,
-) -> Option<(Result<String, std::io::Error>, HistoryStream)> {
+) -> Option<(Result<Vec<u8>, std::io::Error>, HistoryStream)> {
     let page = state.page.take()?;
-    let mut chunk = String::new();
-    chunk.push_str(if state.opened { "," } else { "{\"metrics\": [" });
+    let mut chunk = Vec::with_capacity(page.metrics.len() * dto::METRIC_JSON_BYTES + 16);
+    if !state.opened {
+        chunk.extend_from_slice(b"{\"metrics\": [");
+    }
     state.opened = true;
-    for (index, metric) in page.metrics.iter().enumerate() {
-        if index > 0 {
-            chunk.push(',');
-        }
-        let point = dto::MetricJson {
-            metric,
-            with_run_id: false,
-        };
-        chunk.push_str(&serde_json::to_string(&point).unwrap_or_default());
+    for metric in &page.metrics {
+        state.writer.push(&mut chunk, metric, false);
     }
     if page.next_page_token.is_empty() {
-        chunk.push_str("]}");
+        chunk.extend_from_slice(b"]}");
         return Some((Ok(chunk), state));
     }
     let next = pb::GetMetricHistoryRequest {
@@ -466,7 +463,7 @@ async fn next_history_chunk(
         .await
     {
         Ok(response) if !response.metrics.is_empty() => state.page = Some(response),
-        Ok(_) => chunk.push_str("]}"),
+        Ok(_) => chunk.extend_from_slice(b"]}"),
         Err(error) => {
             tracing::error!(error = %error, "metric history stream failed");
             return Some((Err(std::io::Error::other(error.message)), state));

@@ -50,6 +50,13 @@ impl SqlBuilder {
         self.text.push_str(text);
     }
 
+    /// Puts the statement so far inside `before` ... `after` (e.g. as a
+    /// subquery); placeholders keep their numbers.
+    pub fn wrap(&mut self, before: &str, after: &str) {
+        self.text.insert_str(0, before);
+        self.text.push_str(after);
+    }
+
     /// Binds a value and returns its placeholder.
     pub fn bind(&mut self, arg: Arg) -> String {
         self.args.push(arg);

@@ -50,6 +50,33 @@ fn assert_code<T: std::fmt::Debug>(result: Result<T, ApiError>, code: ErrorCode)
 }
 
 impl Env {
+    /// Reads a metric's whole history, `max_results` per page (0 = all at
+    /// once), following page tokens; one entry per page.
+    async fn history_pages(&self, run: &str, key: &str, max_results: i32) -> Vec<Vec<pb::Metric>> {
+        let mut pages = Vec::new();
+        let mut token = String::new();
+        loop {
+            let page = self
+                .api
+                .get_metric_history(
+                    &self.ctx,
+                    pb::GetMetricHistoryRequest {
+                        run_id: run.to_string(),
+                        metric_key: key.into(),
+                        page_token: token.clone(),
+                        max_results,
+                    },
+                )
+                .await
+                .unwrap();
+            pages.push(page.metrics);
+            if page.next_page_token.is_empty() {
+                return pages;
+            }
+            token = page.next_page_token;
+        }
+    }
+
     async fn experiment(&self, name: &str) -> String {
         self.api
             .create_experiment(
@@ -1025,6 +1052,58 @@ pub async fn metrics_history_and_latest(backend: Backend) {
         }]
     );
 
+    // A page mixing plain points with points that carry a model or dataset,
+    // NaN, infinities and equal steps: each point keeps its own fields.
+    let mixed: Vec<pb::Metric> = [
+        (0, 5, 1.5, "", ""),
+        (1, 5, f64::NAN, "", "ds"),
+        (1, 6, -0.25, "m-9", ""),
+        (2, 7, f64::INFINITY, "", ""),
+        (3, 8, 4.0, "m-9", "ds"),
+    ]
+    .into_iter()
+    .map(|(step, timestamp, value, model_id, dataset)| pb::Metric {
+        key: "mixed".into(),
+        value,
+        timestamp,
+        step,
+        model_id: model_id.into(),
+        dataset_name: dataset.into(),
+        dataset_digest: if dataset.is_empty() { "" } else { "dd" }.into(),
+        run_id: run.clone(),
+    })
+    .collect();
+    env.api
+        .log_batch(
+            &env.ctx,
+            pb::LogBatchRequest {
+                run_id: run.clone(),
+                metrics: mixed.clone(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let shape = |m: &pb::Metric| {
+        (
+            m.step,
+            m.timestamp,
+            format!("{:?}", m.value.min(f64::MAX)),
+            m.model_id.clone(),
+            m.dataset_name.clone(),
+            m.dataset_digest.clone(),
+        )
+    };
+    for max_results in [0, 2] {
+        let pages = env.history_pages(&run, "mixed", max_results).await;
+        let read: Vec<_> = pages.iter().flatten().map(shape).collect();
+        assert_eq!(
+            read,
+            mixed.iter().map(shape).collect::<Vec<_>>(),
+            "max_results {max_results}"
+        );
+    }
+
     let history = |token: &str, max: i32| {
         let api = env.api.clone();
         let ctx = env.ctx.clone();
@@ -1090,34 +1169,10 @@ pub async fn metrics_history_and_latest(backend: Backend) {
             .await
             .unwrap();
     }
-    let mut count = 0;
-    let mut token = String::new();
-    let mut last_step = -1;
-    loop {
-        let page = env
-            .api
-            .get_metric_history(
-                &env.ctx,
-                pb::GetMetricHistoryRequest {
-                    run_id: run.clone(),
-                    metric_key: "big".into(),
-                    page_token: token.clone(),
-                    max_results: 1000,
-                },
-            )
-            .await
-            .unwrap();
-        for metric in &page.metrics {
-            assert_eq!(metric.step, last_step + 1);
-            last_step = metric.step;
-        }
-        count += page.metrics.len();
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        token = page.next_page_token;
-    }
-    assert_eq!(count, 3000);
+    let pages = env.history_pages(&run, "big", 1000).await;
+    assert!(pages.iter().all(|page| page.len() <= 1000));
+    let steps: Vec<i64> = pages.iter().flatten().map(|m| m.step).collect();
+    assert_eq!(steps, (0..3000).collect::<Vec<i64>>());
 
     // Bulk interval: sampled steps include the ends; bounds checked.
     let bulk = env

@@ -154,7 +154,7 @@ pub struct RunQuery {
 
 /// Where a metric-history page starts: after this point in
 /// (step, timestamp, value, is_nan) order.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct HistoryCursor {
     /// Step of the last point returned.
     pub step: i64,

@@ -1348,64 +1348,37 @@ impl TrackingStore for SqlTrackingStore {
         let Some(run_key) = self.run_key(namespace, run_id).await? else {
             return Ok(None);
         };
-        const COLUMNS: &str = "SELECT step, timestamp, value, is_nan, model_id, dataset_name, dataset_digest \
-             FROM metrics WHERE run_key = $1 AND key = $2";
-        const ORDER: &str = "ORDER BY step, timestamp, value, is_nan";
-        type Row = (
-            i64,
-            i64,
-            f64,
-            i64,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-        );
-        let rows = match after {
-            None => fetch_typed!(
-                &self.db,
-                Row,
-                format!("{COLUMNS} {ORDER} LIMIT $3"),
-                run_key,
-                key,
-                limit
-            ),
-            Some(cursor) => fetch_typed!(
-                &self.db,
-                Row,
-                format!(
-                    "{COLUMNS} AND (step, timestamp, value, is_nan) > ($3, $4, $5, $6) {ORDER} LIMIT $7"
-                ),
-                run_key,
-                key,
-                cursor.step,
-                cursor.timestamp,
-                cursor.value,
-                i64::from(cursor.is_nan),
-                limit
-            ),
+        let mut sql = SqlBuilder::new();
+        let rk = sql.bind(Arg::I64(run_key));
+        let k = sql.bind(Arg::Str(key.to_string()));
+        sql.push(&format!(
+            "SELECT step, timestamp, value, is_nan, model_id, dataset_name, dataset_digest \
+             FROM metrics WHERE run_key = {rk} AND key = {k}"
+        ));
+        if let Some(cursor) = after {
+            let point = sql.bind_list([
+                Arg::I64(cursor.step),
+                Arg::I64(cursor.timestamp),
+                Arg::F64(cursor.value),
+                Arg::I64(i64::from(cursor.is_nan)),
+            ]);
+            sql.push(&format!(
+                " AND (step, timestamp, value, is_nan) > ({point})"
+            ));
         }
-        .map_err(db_error)?;
-        let mut points = Vec::with_capacity(rows.len());
-        for (step, timestamp, value, is_nan, model_id, dataset_name, dataset_digest) in rows {
-            let metric = pb::Metric {
-                key: key.to_string(),
-                value: rows::metric_value(value, is_nan),
-                timestamp,
-                step,
-                model_id: model_id.unwrap_or_default(),
-                dataset_name: dataset_name.unwrap_or_default(),
-                dataset_digest: dataset_digest.unwrap_or_default(),
-                run_id: run_id.to_string(),
-            };
-            let cursor = HistoryCursor {
-                step,
-                timestamp,
-                value,
-                is_nan: is_nan != 0,
-            };
-            points.push((metric, cursor));
-        }
-        Ok(Some(points))
+        let l = sql.bind(Arg::I64(limit));
+        sql.push(&format!(
+            " ORDER BY step, timestamp, value, is_nan LIMIT {l}"
+        ));
+        let rows = if self.db.pg.is_some() {
+            // Postgres: the page comes back packed into one value.
+            sql.wrap(&format!("{} FROM (", rows::HISTORY_PACKED), ") p");
+            let packed = sql.fetch_as::<rows::HistoryPacked>(&self.db).await?;
+            rows::history_rows_from_packed(packed.into_iter().next().unwrap_or_default())?
+        } else {
+            sql.fetch_as::<rows::HistoryRow>(&self.db).await?
+        };
+        Ok(Some(rows::history_points(rows, key, run_id)))
     }
 
     async fn metric_steps(
