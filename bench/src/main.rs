@@ -6,6 +6,7 @@ mod artifacts;
 mod client;
 mod copy;
 mod registry;
+mod replies;
 mod report;
 mod workloads;
 

@@ -13,6 +13,7 @@ use serde_json::{Map, Value, json};
 use crate::client::{Conn, Target};
 use crate::median;
 use crate::progress;
+use crate::replies;
 use crate::workloads::{body, create_experiment, create_run, timed_summary};
 
 const MODELS: usize = 100;
@@ -131,6 +132,8 @@ pub async fn run(
     let setup_secs = setup.elapsed().as_secs_f64();
     progress!("{label}: registry setup done in {setup_secs:.1} s");
     results.insert("registry_setup_secs".into(), json!(setup_secs));
+    let settle_secs = crate::workloads::settle(label).await;
+    results.insert("registry_settle_secs".into(), json!(settle_secs));
 
     // search_registered_models: all 100 models of this run (each with its
     // latest versions per stage), max_results 100.
@@ -147,11 +150,12 @@ pub async fn run(
         &mut conn,
         REPS,
         async |conn, _| {
-            let reply = conn.get("registered-models/search", &q).await?.json()?;
-            let models = reply["registered_models"].as_array().map_or(0, Vec::len);
-            let latest = reply["registered_models"][0]["latest_versions"]
-                .as_array()
-                .map_or(0, Vec::len);
+            let reply: replies::Models = conn.get("registered-models/search", &q).await?.parse()?;
+            let models = reply.registered_models.len();
+            let latest = reply
+                .registered_models
+                .first()
+                .map_or(0, |m| m.latest_versions.len());
             if models != MODELS || latest != 3 {
                 bail!("registered-models/search: {models} models, {latest} latest versions");
             }
@@ -174,8 +178,8 @@ pub async fn run(
         ("order_by", "version_number DESC"),
     ]);
     let value = timed("search_model_versions", &mut conn, REPS, async |conn, _| {
-        let reply = conn.get("model-versions/search", &q).await?.json()?;
-        let found = reply["model_versions"].as_array().map_or(0, Vec::len);
+        let reply: replies::Page = conn.get("model-versions/search", &q).await?.parse()?;
+        let found = reply.items.len();
         if found != MODELS * 5 {
             bail!(
                 "model-versions/search: {found} versions, expected {}",
@@ -196,15 +200,22 @@ pub async fn run(
         REPS * 5,
         async |conn, rep| {
             let name = model(rep * 37 % MODELS);
-            let reply = conn
+            let reply: replies::Versions = conn
                 .post(
                     "registered-models/get-latest-versions",
                     body(&json!({"name": name, "stages": ["Production"]})),
                 )
                 .await?
-                .json()?;
-            if reply["model_versions"][0]["version"] != json!(expected) {
-                bail!("get-latest-versions: {reply}");
+                .parse()?;
+            let versions: Vec<&str> = reply
+                .model_versions
+                .iter()
+                .map(|v| v.version.as_str())
+                .collect();
+            if versions != [expected.as_str()] {
+                bail!(
+                    "get-latest-versions of {name}: versions {versions:?}, expected [{expected}]"
+                );
             }
             Ok(())
         },

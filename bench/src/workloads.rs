@@ -8,6 +8,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use crate::client::{Conn, Target};
+use crate::replies;
 use crate::{median, percentile, progress, unit};
 
 /// Sizes derived from BENCH_SCALE.
@@ -250,6 +251,47 @@ fn status_kb(path: String, field: &str) -> Option<u64> {
 /// Pss sums), and the web-server part alone: the first process in the tree
 /// whose command line names uvicorn or gunicorn, with its workers (for Quiver,
 /// which has no such process, the root itself).
+/// Busy and total CPU jiffies of the whole machine, from `/proc/stat`.
+fn cpu_jiffies() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal ...
+    let idle = fields.get(3)? + fields.get(4).copied().unwrap_or(0);
+    let total: u64 = fields.iter().take(8).sum();
+    Some((total - idle, total))
+}
+
+/// Waits (at most a minute) until the machine is quiet: under 15% of its
+/// CPUs busy over a whole second. The read workloads start from a settled
+/// database on either server, not in the middle of the maintenance that a
+/// bulk load sets off (Quiver's statistics refresh, autovacuum, MLflow's job
+/// consumers). Returns the seconds waited.
+pub async fn settle(label: &str) -> f64 {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(60) {
+        let Some((busy0, total0)) = cpu_jiffies() else {
+            break;
+        };
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let Some((busy1, total1)) = cpu_jiffies() else {
+            break;
+        };
+        let share = (busy1 - busy0) as f64 / (total1 - total0).max(1) as f64;
+        if share < 0.15 {
+            break;
+        }
+    }
+    let waited = start.elapsed().as_secs_f64();
+    progress!("{label}: machine quiet after {waited:.1} s");
+    waited
+}
+
 pub fn memory(pid: u32) -> Value {
     let mut children: std::collections::HashMap<u32, Vec<u32>> = Default::default();
     if let Ok(entries) = std::fs::read_dir("/proc") {
@@ -499,6 +541,8 @@ pub async fn run_all(
         history_task.await??;
         setup_secs = setup_start.elapsed().as_secs_f64();
         progress!("{label}: setup done in {setup_secs:.1} s");
+        let settle_secs = settle(label).await;
+        results.insert("read_settle_secs".into(), json!(settle_secs));
 
         // What the search must return (same values on both servers).
         let mut accs: Vec<f64> = (0..sizes.search_runs)
@@ -522,19 +566,21 @@ pub async fn run_all(
         let mut top = f64::NAN;
         for rep in 0..sizes.search_reps + 2 {
             let t0 = Instant::now();
-            let reply = conn
+            let reply: replies::Runs = conn
                 .post("runs/search", search_body.clone())
                 .await?
-                .json()?;
+                .parse()?;
             let ms = t0.elapsed().as_secs_f64() * 1000.0;
-            let runs = reply["runs"].as_array().map(Vec::len).unwrap_or(0);
+            let runs = reply.runs.len();
             if runs != expected_hits {
                 bail!("search returned {runs} runs, expected {expected_hits}");
             }
-            top = reply["runs"][0]["data"]["metrics"]
-                .as_array()
-                .and_then(|ms| ms.iter().find(|m| m["key"] == "acc"))
-                .and_then(|m| m["value"].as_f64())
+            top = reply.runs[0]
+                .data
+                .metrics
+                .iter()
+                .find(|m| m.key == "acc")
+                .and_then(|m| m.value.as_f64())
                 .unwrap_or(f64::NAN);
             if rep >= 2 {
                 samples.push(ms);
@@ -579,12 +625,12 @@ pub async fn run_all(
                 if let Some(t) = &token {
                     req["page_token"] = json!(t);
                 }
-                let reply = conn.post("runs/search", body(&req)).await?.json()?;
-                total += reply["runs"].as_array().map(Vec::len).unwrap_or(0);
+                let reply: replies::Page = conn.post("runs/search", body(&req)).await?.parse()?;
+                total += reply.items.len();
                 pages += 1;
-                match reply["next_page_token"].as_str() {
-                    Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                    _ => break,
+                token = reply.next();
+                if token.is_none() {
+                    break;
                 }
             }
             let ms = t0.elapsed().as_secs_f64() * 1000.0;
@@ -638,12 +684,13 @@ pub async fn run_all(
                         .to_string(),
                     );
                 }
-                let reply = conn.get("metrics/get-history", &query).await?.json()?;
-                total += reply["metrics"].as_array().map(Vec::len).unwrap_or(0);
+                let reply: replies::Page =
+                    conn.get("metrics/get-history", &query).await?.parse()?;
+                total += reply.items.len();
                 pages += 1;
-                match reply["next_page_token"].as_str() {
-                    Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                    _ => break,
+                token = reply.next();
+                if token.is_none() {
+                    break;
                 }
             }
             let ms = t0.elapsed().as_secs_f64() * 1000.0;

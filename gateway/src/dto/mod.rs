@@ -251,18 +251,29 @@ pub fn run(run: &pb::Run) -> Value {
 /// `{"runs": [...], "next_page_token"?: ...}` (or `{}`) for run searches,
 /// serialized straight from the protos: a page holds up to 1000 runs.
 pub fn runs_page(runs: &[pb::Run], token: &str) -> String {
-    #[derive(serde::Serialize)]
-    struct Page<'a> {
-        #[serde(skip_serializing_if = "<[_]>::is_empty")]
-        runs: Vec<RunJson<'a>>,
-        #[serde(skip_serializing_if = "str::is_empty")]
-        next_page_token: &'a str,
+    let runs: Vec<RunJson> = runs.iter().map(RunJson).collect();
+    list_page("runs", &runs, token)
+}
+
+/// `{"<field>": [...]?, "next_page_token"?: ...}`: a page of a list, each
+/// part left out when empty (so an empty last page is `{}`), as MLflow does.
+pub(crate) fn list_page<T: serde::Serialize>(field: &str, items: &[T], token: &str) -> String {
+    use serde::ser::{SerializeMap, Serializer};
+    let mut out = Vec::with_capacity(256 * items.len() + token.len() + 32);
+    let mut serializer = serde_json::Serializer::new(&mut out);
+    let written = serializer.serialize_map(None).and_then(|mut map| {
+        if !items.is_empty() {
+            map.serialize_entry(field, items)?;
+        }
+        if !token.is_empty() {
+            map.serialize_entry("next_page_token", token)?;
+        }
+        map.end()
+    });
+    match written.map(|()| String::from_utf8(out)) {
+        Ok(Ok(json)) => json,
+        _ => "{}".to_string(),
     }
-    let page = Page {
-        runs: runs.iter().map(RunJson).collect(),
-        next_page_token: token,
-    };
-    serde_json::to_string(&page).unwrap_or_else(|_| "{}".to_string())
 }
 
 /// A run as MLflow's JSON, serialized directly (no intermediate `Value` tree).
@@ -272,7 +283,7 @@ pub struct RunJson<'a>(pub &'a pb::Run);
 pub struct RunInfoJson<'a>(pub &'a pb::RunInfo);
 
 /// A list of `{"key", "value"}` objects.
-struct KeyValuesJson<'a>(&'a [KeyValue]);
+pub(crate) struct KeyValuesJson<'a>(pub(crate) &'a [KeyValue]);
 
 impl serde::Serialize for KeyValuesJson<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {

@@ -2,9 +2,9 @@
 //! prints them, and request parameters into registry requests.
 
 use quiver_proto::registry::v1 as pb;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::{Json, key_value_list, key_values, put_list, put_str};
+use super::{KeyValuesJson, key_value_list};
 use crate::error::GatewayError;
 use crate::params::Params;
 
@@ -16,66 +16,124 @@ fn version_status(status: i32) -> &'static str {
     }
 }
 
-/// A model version (`description` and `run_link` always present, as MLflow
-/// prints them; empty lists and ids omitted).
-pub fn model_version(version: &pb::ModelVersion) -> Value {
-    let mut map = Json::new();
-    map.insert("name".into(), json!(version.name));
-    map.insert("version".into(), json!(version.version));
-    map.insert(
-        "creation_timestamp".into(),
-        json!(version.creation_timestamp),
-    );
-    map.insert(
-        "last_updated_timestamp".into(),
-        json!(version.last_updated_timestamp),
-    );
-    put_str(&mut map, "user_id", &version.user_id);
-    map.insert("current_stage".into(), json!(version.current_stage));
-    map.insert("description".into(), json!(version.description));
-    map.insert("source".into(), json!(version.source));
-    put_str(&mut map, "run_id", &version.run_id);
-    map.insert("status".into(), json!(version_status(version.status)));
-    put_str(&mut map, "status_message", &version.status_message);
-    put_list(&mut map, "tags", key_values(&version.tags));
-    map.insert("run_link".into(), json!(version.run_link));
-    put_list(
-        &mut map,
-        "aliases",
-        version.aliases.iter().map(|alias| json!(alias)).collect(),
-    );
-    put_str(&mut map, "model_id", &version.model_id);
-    Value::Object(map)
+/// A model version as MLflow's JSON (`description` and `run_link` always
+/// present, as MLflow prints them; empty lists and ids omitted), serialized
+/// directly: a search page holds up to 1000 of them.
+pub struct ModelVersionJson<'a>(pub &'a pb::ModelVersion);
+
+impl serde::Serialize for ModelVersionJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let v = self.0;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("name", &v.name)?;
+        map.serialize_entry("version", &v.version)?;
+        map.serialize_entry("creation_timestamp", &v.creation_timestamp)?;
+        map.serialize_entry("last_updated_timestamp", &v.last_updated_timestamp)?;
+        if !v.user_id.is_empty() {
+            map.serialize_entry("user_id", &v.user_id)?;
+        }
+        map.serialize_entry("current_stage", &v.current_stage)?;
+        map.serialize_entry("description", &v.description)?;
+        map.serialize_entry("source", &v.source)?;
+        if !v.run_id.is_empty() {
+            map.serialize_entry("run_id", &v.run_id)?;
+        }
+        map.serialize_entry("status", version_status(v.status))?;
+        if !v.status_message.is_empty() {
+            map.serialize_entry("status_message", &v.status_message)?;
+        }
+        if !v.tags.is_empty() {
+            map.serialize_entry("tags", &KeyValuesJson(&v.tags))?;
+        }
+        map.serialize_entry("run_link", &v.run_link)?;
+        if !v.aliases.is_empty() {
+            map.serialize_entry("aliases", &v.aliases)?;
+        }
+        if !v.model_id.is_empty() {
+            map.serialize_entry("model_id", &v.model_id)?;
+        }
+        map.end()
+    }
 }
 
-/// A registered model.
+/// A registered model as MLflow's JSON (empty fields and lists omitted),
+/// serialized directly.
+pub struct RegisteredModelJson<'a>(pub &'a pb::RegisteredModel);
+
+impl serde::Serialize for RegisteredModelJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        struct Versions<'a>(&'a [pb::ModelVersion]);
+        impl serde::Serialize for Versions<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+                for version in self.0 {
+                    seq.serialize_element(&ModelVersionJson(version))?;
+                }
+                seq.end()
+            }
+        }
+        struct Aliases<'a>(&'a [pb::RegisteredModelAlias]);
+        impl serde::Serialize for Aliases<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+                for alias in self.0 {
+                    seq.serialize_element(&serde_json::json!({
+                        "alias": alias.alias,
+                        "version": alias.version,
+                    }))?;
+                }
+                seq.end()
+            }
+        }
+        let m = self.0;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("name", &m.name)?;
+        map.serialize_entry("creation_timestamp", &m.creation_timestamp)?;
+        map.serialize_entry("last_updated_timestamp", &m.last_updated_timestamp)?;
+        if !m.user_id.is_empty() {
+            map.serialize_entry("user_id", &m.user_id)?;
+        }
+        if !m.description.is_empty() {
+            map.serialize_entry("description", &m.description)?;
+        }
+        if !m.latest_versions.is_empty() {
+            map.serialize_entry("latest_versions", &Versions(&m.latest_versions))?;
+        }
+        if !m.tags.is_empty() {
+            map.serialize_entry("tags", &KeyValuesJson(&m.tags))?;
+        }
+        if !m.aliases.is_empty() {
+            map.serialize_entry("aliases", &Aliases(&m.aliases))?;
+        }
+        if !m.deployment_job_id.is_empty() {
+            map.serialize_entry("deployment_job_id", &m.deployment_job_id)?;
+        }
+        map.end()
+    }
+}
+
+/// A model version's JSON as a value.
+pub fn model_version(version: &pb::ModelVersion) -> Value {
+    serde_json::to_value(ModelVersionJson(version)).unwrap_or(Value::Null)
+}
+
+/// A registered model's JSON as a value.
 pub fn registered_model(model: &pb::RegisteredModel) -> Value {
-    let mut map = Json::new();
-    map.insert("name".into(), json!(model.name));
-    map.insert("creation_timestamp".into(), json!(model.creation_timestamp));
-    map.insert(
-        "last_updated_timestamp".into(),
-        json!(model.last_updated_timestamp),
-    );
-    put_str(&mut map, "user_id", &model.user_id);
-    put_str(&mut map, "description", &model.description);
-    put_list(
-        &mut map,
-        "latest_versions",
-        model.latest_versions.iter().map(model_version).collect(),
-    );
-    put_list(&mut map, "tags", key_values(&model.tags));
-    put_list(
-        &mut map,
-        "aliases",
-        model
-            .aliases
-            .iter()
-            .map(|alias| json!({"alias": alias.alias, "version": alias.version}))
-            .collect(),
-    );
-    put_str(&mut map, "deployment_job_id", &model.deployment_job_id);
-    Value::Object(map)
+    serde_json::to_value(RegisteredModelJson(model)).unwrap_or(Value::Null)
+}
+
+/// `{"model_versions": [...]?, "next_page_token"?: ...}` (or `{}`).
+pub fn versions_page(versions: &[pb::ModelVersion], token: &str) -> String {
+    let versions: Vec<ModelVersionJson> = versions.iter().map(ModelVersionJson).collect();
+    super::list_page("model_versions", &versions, token)
+}
+
+/// `{"registered_models": [...]?, "next_page_token"?: ...}` (or `{}`).
+pub fn models_page(models: &[pb::RegisteredModel], token: &str) -> String {
+    let models: Vec<RegisteredModelJson> = models.iter().map(RegisteredModelJson).collect();
+    super::list_page("registered_models", &models, token)
 }
 
 /// CreateRegisteredModel.

@@ -11,10 +11,10 @@ use quiver_proto::registry::v1 as pb;
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::dto;
 use crate::dto::registry as rdto;
 use crate::error::GatewayError;
 use crate::params::Params;
+use crate::routes::json_text;
 
 type Reply = Result<Json<Value>, GatewayError>;
 
@@ -32,14 +32,6 @@ fn version_reply(version: Option<pb::ModelVersion>) -> Reply {
     Ok(Json(
         json!({"model_version": rdto::model_version(&version.unwrap_or_default())}),
     ))
-}
-
-fn versions_body(versions: &[pb::ModelVersion]) -> Value {
-    let mut body = json!({});
-    if !versions.is_empty() {
-        body["model_versions"] = versions.iter().map(rdto::model_version).collect();
-    }
-    body
 }
 
 /// The registry routes, relative to `/api/2.0/mlflow`.
@@ -155,33 +147,28 @@ async fn search_registered_models(
     State(s): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
     p: Params,
-) -> Reply {
+) -> Result<Response, GatewayError> {
     let response = s
         .registry
         .search_registered_models(&ctx, rdto::search_registered_models(&p)?)
         .await?;
-    let mut body = json!({});
-    if !response.registered_models.is_empty() {
-        body["registered_models"] = response
-            .registered_models
-            .iter()
-            .map(rdto::registered_model)
-            .collect();
-    }
-    Ok(Json(dto::with_token(body, &response.next_page_token)))
+    Ok(json_text(rdto::models_page(
+        &response.registered_models,
+        &response.next_page_token,
+    )))
 }
 
 async fn get_latest_versions(
     State(s): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
     p: Params,
-) -> Reply {
+) -> Result<Response, GatewayError> {
     let request = pb::GetLatestVersionsRequest {
         name: p.required_str("name")?,
         stages: p.str_list("stages")?,
     };
     let response = s.registry.get_latest_versions(&ctx, request).await?;
-    Ok(Json(versions_body(&response.model_versions)))
+    Ok(json_text(rdto::versions_page(&response.model_versions, "")))
 }
 
 async fn set_registered_model_tag(
@@ -323,13 +310,13 @@ async fn search_model_versions(
     State(s): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
     p: Params,
-) -> Reply {
+) -> Result<Response, GatewayError> {
     let response = s
         .registry
         .search_model_versions(&ctx, rdto::search_model_versions(&p)?)
         .await?;
-    Ok(Json(dto::with_token(
-        versions_body(&response.model_versions),
+    Ok(json_text(rdto::versions_page(
+        &response.model_versions,
         &response.next_page_token,
     )))
 }

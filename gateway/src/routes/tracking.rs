@@ -12,6 +12,7 @@ use crate::AppState;
 use crate::dto;
 use crate::error::GatewayError;
 use crate::params::Params;
+use crate::routes::json_text;
 
 type Reply = Result<Json<Value>, GatewayError>;
 
@@ -415,14 +416,6 @@ async fn get_metric_history(
         axum::body::Body::from_stream(stream),
     )
         .into_response())
-}
-
-fn json_text(body: String) -> Response {
-    (
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        body,
-    )
-        .into_response()
 }
 
 struct HistoryStream {

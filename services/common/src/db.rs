@@ -5,8 +5,36 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor};
+use sqlx::any::AnyConnectOptions;
+use sqlx::pool::PoolOptions;
+use sqlx::{AnyPool, Connection, Executor};
+
+/// A pooled connection that sat idle this long is pinged before it is handed
+/// out; a busier one is used as is. (sqlx pings on every acquire by default:
+/// one extra round trip per statement, a third of a run search's latency.) A
+/// connection that breaks while busy fails its one statement; the pool then
+/// drops it and opens a fresh one.
+const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(10);
+
+/// Pool options shared by every pool: its size, how long to wait for a free
+/// connection, and the ping-when-idle check above.
+fn pool_options<DB: sqlx::Database>(
+    max_connections: u32,
+    acquire_timeout: Duration,
+) -> PoolOptions<DB> {
+    PoolOptions::<DB>::new()
+        .max_connections(max_connections)
+        .acquire_timeout(acquire_timeout)
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_WHEN_IDLE_FOR {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
+}
 
 /// Which SQL dialect a pool speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,11 +56,20 @@ pub struct Database {
     pub reader: AnyPool,
     /// Pool for writes.
     pub writer: AnyPool,
-    /// On Postgres, a typed pool for the hottest reads (metric history, the
-    /// rows of run pages): `sqlx::Any` turns every row into an owned,
-    /// dynamically typed copy, which was a third of the CPU of a 25,000-point
-    /// history page. Read through [`fetch_typed!`](crate::fetch_typed).
+    /// On Postgres, a typed pool for the hottest reads: `sqlx::Any` turns
+    /// every row into an owned, dynamically typed copy, which was a third of
+    /// the CPU of a 25,000-point history page. This one serves lookups by key
+    /// (history pages, run and model details, versions by key), whose best
+    /// plan never depends on the values bound: its connections set
+    /// `plan_cache_mode = force_generic_plan`, so each statement is planned
+    /// once per connection instead of on each of its first five runs (a
+    /// 1000-key set alone cost ~1 ms of planning per run). Read through
+    /// [`fetch_typed!`](crate::fetch_typed) and `SqlBuilder::fetch_as`.
     pub pg: Option<sqlx::PgPool>,
+    /// On Postgres, the typed pool for searches, whose plans depend on the
+    /// values (a filter's selectivity): planned per execution as usual.
+    /// Read through `SqlBuilder::search_as`.
+    pub pg_search: Option<sqlx::PgPool>,
 }
 
 /// Runs one read on the typed Postgres pool when there is one, else on the
@@ -203,21 +240,35 @@ impl Database {
         let options = AnyConnectOptions::from_str(url)?;
         match dialect {
             Dialect::Postgres => {
-                let pool = AnyPoolOptions::new()
-                    .max_connections(settings.max_connections.max(2))
-                    .acquire_timeout(settings.acquire_timeout)
-                    .connect_with(options)
-                    .await?;
-                let pg = sqlx::postgres::PgPoolOptions::new()
-                    .max_connections((settings.max_connections / 2).max(2))
-                    .acquire_timeout(settings.acquire_timeout)
-                    .connect_with(url.parse::<sqlx::postgres::PgConnectOptions>()?)
-                    .await?;
+                let pool = pool_options::<sqlx::Any>(
+                    settings.max_connections.max(2),
+                    settings.acquire_timeout,
+                )
+                .connect_with(options)
+                .await?;
+                let typed = url.parse::<sqlx::postgres::PgConnectOptions>()?;
+                let pg = pool_options::<sqlx::Postgres>(
+                    (settings.max_connections / 2).max(2),
+                    settings.acquire_timeout,
+                )
+                .connect_with(
+                    typed
+                        .clone()
+                        .options([("plan_cache_mode", "force_generic_plan")]),
+                )
+                .await?;
+                let pg_search = pool_options::<sqlx::Postgres>(
+                    (settings.max_connections / 4).max(2),
+                    settings.acquire_timeout,
+                )
+                .connect_with(typed)
+                .await?;
                 Ok(Database {
                     dialect,
                     reader: pool.clone(),
                     writer: pool,
                     pg: Some(pg),
+                    pg_search: Some(pg_search),
                 })
             }
             Dialect::Sqlite => {
@@ -239,6 +290,7 @@ impl Database {
                     reader,
                     writer,
                     pg: None,
+                    pg_search: None,
                 })
             }
         }
@@ -338,10 +390,8 @@ async fn sqlite_pool(
     max_connections: u32,
     acquire_timeout: Duration,
 ) -> Result<AnyPool, sqlx::Error> {
-    AnyPoolOptions::new()
-        .max_connections(max_connections)
+    pool_options::<sqlx::Any>(max_connections, acquire_timeout)
         .min_connections(1)
-        .acquire_timeout(acquire_timeout)
         .after_connect(|conn, _meta| {
             Box::pin(async move {
                 // Wait for locks instead of failing; synchronous=FULL keeps

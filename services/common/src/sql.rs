@@ -80,8 +80,9 @@ impl SqlBuilder {
         key_set_condition(dialect, column, &p)
     }
 
-    /// Fetches rows as `O` (a tuple) on the typed Postgres pool when there is
-    /// one, else on the `Any` reader; see [`crate::fetch_typed!`].
+    /// Fetches rows as `O` on the typed Postgres pool for lookups by key
+    /// (generic plans) when there is one, else on the `Any` reader; see
+    /// [`crate::fetch_typed!`].
     pub async fn fetch_as<O>(self, db: &Database) -> Result<Vec<O>, ApiError>
     where
         O: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
@@ -89,7 +90,29 @@ impl SqlBuilder {
             + Send
             + Unpin,
     {
-        match &db.pg {
+        self.fetch_on(db, db.pg.as_ref()).await
+    }
+
+    /// Fetches a search's rows as `O`: on the typed Postgres pool whose
+    /// statements are planned for the values bound, else on the `Any` reader.
+    pub async fn search_as<O>(self, db: &Database) -> Result<Vec<O>, ApiError>
+    where
+        O: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+            + for<'r> sqlx::FromRow<'r, AnyRow>
+            + Send
+            + Unpin,
+    {
+        self.fetch_on(db, db.pg_search.as_ref()).await
+    }
+
+    async fn fetch_on<O>(self, db: &Database, pg: Option<&sqlx::PgPool>) -> Result<Vec<O>, ApiError>
+    where
+        O: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+            + for<'r> sqlx::FromRow<'r, AnyRow>
+            + Send
+            + Unpin,
+    {
+        match pg {
             Some(pg) => bind_all(sqlx::query_as(AssertSqlSafe(self.text)), self.args)
                 .fetch_all(pg)
                 .await

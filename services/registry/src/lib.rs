@@ -17,11 +17,21 @@ pub use api::RegistryApi;
 pub use service::RegistryService;
 
 /// The embedded migrations, per backend: (version, SQL).
-pub const POSTGRES_MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../migrations/postgres/0001_registry.sql"))];
+pub const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/postgres/0001_registry.sql")),
+    (
+        2,
+        include_str!("../migrations/postgres/0002_versions_by_number.sql"),
+    ),
+];
 /// The embedded migrations, per backend: (version, SQL).
-pub const SQLITE_MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../migrations/sqlite/0001_registry.sql"))];
+pub const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/sqlite/0001_registry.sql")),
+    (
+        2,
+        include_str!("../migrations/sqlite/0002_versions_by_number.sql"),
+    ),
+];
 
 /// Returns the migrations for a dialect.
 pub fn migrations(dialect: quiver_common::db::Dialect) -> &'static [(i64, &'static str)] {

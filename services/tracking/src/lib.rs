@@ -28,6 +28,10 @@ pub const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../migrations/postgres/0003_gc_indexes.sql"),
     ),
+    (
+        4,
+        include_str!("../migrations/postgres/0004_metric_extras.sql"),
+    ),
 ];
 /// The embedded migrations, per backend: (version, SQL).
 pub const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
@@ -37,6 +41,10 @@ pub const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/sqlite/0002_logged_models.sql"),
     ),
     (3, include_str!("../migrations/sqlite/0003_gc_indexes.sql")),
+    (
+        4,
+        include_str!("../migrations/sqlite/0004_metric_extras.sql"),
+    ),
 ];
 
 /// Returns the migrations for a dialect.

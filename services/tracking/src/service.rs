@@ -866,13 +866,13 @@ impl TrackingApi for TrackingService {
         let mut next_page_token = String::new();
         loop {
             let limit = wanted.map_or(HISTORY_CHUNK, |w| w + 1);
-            let Some(points) = self
+            let Some(mut points) = self
                 .store
                 .metric_history(
                     namespace,
                     &request.run_id,
                     &request.metric_key,
-                    cursor.clone(),
+                    cursor.take(),
                     limit,
                 )
                 .await?
@@ -883,14 +883,19 @@ impl TrackingApi for TrackingService {
             if let Some(wanted) = wanted {
                 let wanted = usize::try_from(wanted).unwrap_or(usize::MAX);
                 if fetched > wanted {
-                    let last = points[wanted - 1].1.clone();
+                    let last = HistoryCursor::after(&points[wanted - 1]);
                     next_page_token = page_token::encode(&HistoryToken::from(last));
+                    points.truncate(wanted);
                 }
-                metrics.extend(points.into_iter().take(wanted).map(|(metric, _)| metric));
+                metrics = points;
                 break;
             }
-            cursor = points.last().map(|(_, c)| c.clone());
-            metrics.extend(points.into_iter().map(|(metric, _)| metric));
+            cursor = points.last().map(HistoryCursor::after);
+            if metrics.is_empty() {
+                metrics = points;
+            } else {
+                metrics.append(&mut points);
+            }
             if i64::try_from(fetched).unwrap_or(0) < limit {
                 break;
             }

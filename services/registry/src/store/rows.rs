@@ -2,8 +2,8 @@
 //! values become API messages.
 
 use quiver_proto::registry::v1 as pb;
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{Column, Row};
 
 /// Columns of a registered model (`m`).
 pub(crate) const MODEL_COLUMNS: &str = "m.model_key, m.name, m.creation_timestamp, m.last_updated_timestamp, \
@@ -44,31 +44,54 @@ pub(crate) fn registered_model(row: &AnyRow) -> Result<(i64, pb::RegisteredModel
     ))
 }
 
-/// A model version row: (model_key, version number, message without
-/// tags/aliases).
-pub(crate) fn model_version(row: &AnyRow) -> Result<(i64, i64, pb::ModelVersion), sqlx::Error> {
-    let version: i64 = row.try_get("version")?;
-    let status: String = row.try_get("status")?;
-    Ok((
-        row.try_get("model_key")?,
-        version,
-        pb::ModelVersion {
-            name: row.try_get("name")?,
-            version: version.to_string(),
-            creation_timestamp: row.try_get("creation_timestamp")?,
-            last_updated_timestamp: row.try_get("last_updated_timestamp")?,
-            user_id: row.try_get("user_id")?,
-            current_stage: row.try_get("current_stage")?,
-            description: row.try_get("description")?,
-            source: row.try_get("source")?,
-            run_id: row.try_get("run_id")?,
-            status: status_from_str(&status) as i32,
-            status_message: row.try_get("status_message")?,
-            tags: Vec::new(),
-            run_link: row.try_get("run_link")?,
-            aliases: Vec::new(),
-            model_id: row.try_get("model_id")?,
-            storage_location: row.try_get("storage_location")?,
-        },
-    ))
+/// A model version row read by name, from either pool (the typed Postgres
+/// one or `Any`): (model_key, version number, message without
+/// tags/aliases), plus `tags_json` when the statement selects it.
+pub(crate) struct VersionRecord {
+    pub key: i64,
+    pub version: i64,
+    pub message: pb::ModelVersion,
+    pub tags_json: Option<String>,
+}
+
+impl<'r, R> sqlx::FromRow<'r, R> for VersionRecord
+where
+    R: Row,
+    &'static str: sqlx::ColumnIndex<R>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    fn from_row(row: &'r R) -> Result<Self, sqlx::Error> {
+        let version: i64 = row.try_get("version")?;
+        let status: String = row.try_get("status")?;
+        let tags_json = if row.columns().iter().any(|c| c.name() == "tags_json") {
+            row.try_get("tags_json")?
+        } else {
+            None
+        };
+        Ok(VersionRecord {
+            key: row.try_get("model_key")?,
+            version,
+            message: pb::ModelVersion {
+                name: row.try_get("name")?,
+                version: version.to_string(),
+                creation_timestamp: row.try_get("creation_timestamp")?,
+                last_updated_timestamp: row.try_get("last_updated_timestamp")?,
+                user_id: row.try_get("user_id")?,
+                current_stage: row.try_get("current_stage")?,
+                description: row.try_get("description")?,
+                source: row.try_get("source")?,
+                run_id: row.try_get("run_id")?,
+                status: status_from_str(&status) as i32,
+                status_message: row.try_get("status_message")?,
+                tags: Vec::new(),
+                run_link: row.try_get("run_link")?,
+                aliases: Vec::new(),
+                model_id: row.try_get("model_id")?,
+                storage_location: row.try_get("storage_location")?,
+            },
+            tags_json,
+        })
+    }
 }

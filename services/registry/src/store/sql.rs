@@ -217,13 +217,18 @@ impl SqlRegistryStore {
     ) -> Result<HashMap<i64, Vec<pb::ModelVersion>>, ApiError> {
         let dialect = self.db.dialect;
         let mut sql = SqlBuilder::new();
+        // The models are `m` (Postgres) or `t` (SQLite) below.
+        let alias = match dialect {
+            Dialect::Postgres => "m",
+            Dialect::Sqlite => "t",
+        };
         let selected = match models {
             Models::Keys([]) => return Ok(HashMap::new()),
-            Models::Keys(keys) => sql.key_in(dialect, "t.model_key", keys),
+            Models::Keys(keys) => sql.key_in(dialect, &format!("{alias}.model_key"), keys),
             Models::Named(namespace, name) => {
                 let ns = sql.bind(Arg::Str(namespace.to_string()));
                 let n = sql.bind(Arg::Str(name.to_string()));
-                format!("t.namespace = {ns} AND t.name = {n}")
+                format!("{alias}.namespace = {ns} AND {alias}.name = {n}")
             }
         };
         let stage_filter = if stages.is_empty() {
@@ -232,42 +237,50 @@ impl SqlRegistryStore {
             let names = sql.bind_list(stages.iter().map(|s| Arg::Str(s.as_str().to_string())));
             format!(" AND s.stage IN ({names})")
         };
-        // `OFFSET 0` keeps Postgres from flattening the probes into a hash
-        // join over every version (SQLite plans the nested loop anyway).
-        let fence = match dialect {
-            Dialect::Postgres => " OFFSET 0",
-            Dialect::Sqlite => "",
-        };
         let tags = json_pairs(
             dialect,
             "SELECT g.key AS a, g.value AS b FROM model_version_tags g \
              WHERE g.model_key = v.model_key AND g.version = v.version",
         );
         // Per (model, stage), one probe of the (model_key, current_stage,
-        // version DESC) index for the top version, then the row by key: a
-        // few hundred index lookups instead of a pass over every version.
-        sql.push(&format!(
-            "SELECT {VERSION_COLUMNS}, {tags} AS tags_json FROM \
-             (SELECT t.model_key AS k, \
-                (SELECT MAX(v2.version) FROM model_versions v2 \
-                 WHERE v2.model_key = t.model_key AND v2.current_stage = s.stage) AS top \
-              FROM registered_models t \
-              CROSS JOIN (SELECT 'None' AS stage UNION ALL SELECT 'Staging' \
-                          UNION ALL SELECT 'Production' UNION ALL SELECT 'Archived') s \
-              WHERE {selected}{stage_filter}{fence}) l \
-             JOIN model_versions v ON v.model_key = l.k AND v.version = l.top \
-             JOIN registered_models m ON m.model_key = v.model_key \
-             ORDER BY v.model_key, v.version"
-        ));
+        // version DESC) index for the top version: a few hundred index
+        // lookups instead of a pass over every version.
+        const STAGES: &str = "(SELECT 'None' AS stage UNION ALL SELECT 'Staging' \
+             UNION ALL SELECT 'Production' UNION ALL SELECT 'Archived') s";
+        sql.push(&match dialect {
+            // The probe returns the row itself (LATERAL ... LIMIT 1): half
+            // the lookups of "top version number, then the row by key".
+            Dialect::Postgres => format!(
+                "SELECT {VERSION_COLUMNS}, {tags} AS tags_json \
+                 FROM registered_models m CROSS JOIN {STAGES} \
+                 CROSS JOIN LATERAL (SELECT * FROM model_versions v2 \
+                   WHERE v2.model_key = m.model_key AND v2.current_stage = s.stage \
+                   ORDER BY v2.version DESC LIMIT 1) v \
+                 WHERE {selected}{stage_filter} \
+                 ORDER BY v.model_key, v.version"
+            ),
+            // SQLite has no LATERAL: the top version number per (model,
+            // stage), then the row by key.
+            Dialect::Sqlite => format!(
+                "SELECT {VERSION_COLUMNS}, {tags} AS tags_json FROM \
+                 (SELECT t.model_key AS k, \
+                    (SELECT MAX(v2.version) FROM model_versions v2 \
+                     WHERE v2.model_key = t.model_key AND v2.current_stage = s.stage) AS top \
+                  FROM registered_models t CROSS JOIN {STAGES} \
+                  WHERE {selected}{stage_filter}) l \
+                 JOIN model_versions v ON v.model_key = l.k AND v.version = l.top \
+                 JOIN registered_models m ON m.model_key = v.model_key \
+                 ORDER BY v.model_key, v.version"
+            ),
+        });
         let mut out: HashMap<i64, Vec<pb::ModelVersion>> = HashMap::new();
-        for row in sql.fetch_all(&self.db.reader).await? {
-            let (key, _, mut version) = rows::model_version(&row).map_err(row_error)?;
-            let tags: Option<String> = row.try_get("tags_json").map_err(row_error)?;
-            version.tags = parse_json_pairs(tags.as_deref())?
+        for record in sql.fetch_as::<rows::VersionRecord>(&self.db).await? {
+            let mut version = record.message;
+            version.tags = parse_json_pairs(record.tags_json.as_deref())?
                 .into_iter()
                 .map(|(key, value)| KeyValue { key, value })
                 .collect();
-            out.entry(key).or_default().push(version);
+            out.entry(record.key).or_default().push(version);
         }
         Ok(out)
     }
@@ -275,13 +288,13 @@ impl SqlRegistryStore {
     /// Completes version rows with tags (and aliases when asked).
     async fn complete_versions(
         &self,
-        rows: Vec<AnyRow>,
+        records: Vec<rows::VersionRecord>,
         with_aliases: bool,
     ) -> Result<Vec<VersionRow>, ApiError> {
-        let mut versions = Vec::with_capacity(rows.len());
-        for row in &rows {
-            versions.push(rows::model_version(row).map_err(row_error)?);
-        }
+        let mut versions: Vec<VersionRow> = records
+            .into_iter()
+            .map(|r| (r.key, r.version, r.message))
+            .collect();
         if versions.is_empty() {
             return Ok(versions);
         }
@@ -356,8 +369,12 @@ impl SqlRegistryStore {
             "SELECT {VERSION_COLUMNS} FROM model_versions v JOIN registered_models m ON m.model_key = v.model_key \
              WHERE v.model_key = {k} AND v.version = {v}"
         ));
-        let rows = sql.fetch_all(&self.db.reader).await?;
-        Ok(self.complete_versions(rows, true).await?.into_iter().next())
+        let records = sql.fetch_as(&self.db).await?;
+        Ok(self
+            .complete_versions(records, true)
+            .await?
+            .into_iter()
+            .next())
     }
 
     async fn stored_version(
@@ -877,10 +894,10 @@ impl RegistryStore for SqlRegistryStore {
         query: &RegistryQuery,
     ) -> Result<(Vec<pb::ModelVersion>, bool), ApiError> {
         let sql = search_sql::model_versions(namespace, query)?;
-        let mut rows = sql.fetch_all(&self.db.reader).await?;
-        let more = rows.len() as i64 > query.limit;
-        rows.truncate(usize::try_from(query.limit).unwrap_or(usize::MAX));
-        let versions = self.complete_versions(rows, true).await?;
+        let mut records = sql.search_as(&self.db).await?;
+        let more = records.len() as i64 > query.limit;
+        records.truncate(usize::try_from(query.limit).unwrap_or(usize::MAX));
+        let versions = self.complete_versions(records, true).await?;
         Ok((versions.into_iter().map(|(_, _, v)| v).collect(), more))
     }
 

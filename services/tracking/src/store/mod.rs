@@ -166,6 +166,21 @@ pub struct HistoryCursor {
     pub is_nan: bool,
 }
 
+impl HistoryCursor {
+    /// The cursor that resumes after `metric`, a point as a history page
+    /// returned it: the stored value is the returned one, except NaN, which
+    /// is stored as 0 with its flag set (the inverse of reading it back).
+    pub fn after(metric: &pb::Metric) -> HistoryCursor {
+        let is_nan = metric.value.is_nan();
+        HistoryCursor {
+            step: metric.step,
+            timestamp: metric.timestamp,
+            value: if is_nan { 0.0 } else { metric.value },
+            is_nan,
+        }
+    }
+}
+
 /// Persistence of everything the tracking service owns (logged models through
 /// the [`LoggedModelStore`] supertrait, permanent removal for `quiver gc`
 /// through [`GcStore`]). Every method but [`GcStore::list_namespaces`] is
@@ -282,7 +297,8 @@ pub trait TrackingStore: LoggedModelStore + GcStore + Send + Sync + 'static {
         run_id: &str,
         models: Vec<pb::ModelOutput>,
     ) -> Result<(), ApiError>;
-    /// Returns up to `limit` points after `after`, in (step, timestamp, value) order.
+    /// Returns up to `limit` points after `after`, in (step, timestamp,
+    /// value) order; [`HistoryCursor::after`] a point resumes after it.
     /// `None` when the run does not exist in the namespace.
     async fn metric_history(
         &self,
@@ -291,7 +307,7 @@ pub trait TrackingStore: LoggedModelStore + GcStore + Send + Sync + 'static {
         key: &str,
         after: Option<HistoryCursor>,
         limit: i64,
-    ) -> Result<Option<Vec<(pb::Metric, HistoryCursor)>>, ApiError>;
+    ) -> Result<Option<Vec<pb::Metric>>, ApiError>;
     /// Returns the distinct steps of a metric within an optional step range.
     async fn metric_steps(
         &self,
