@@ -213,11 +213,16 @@ pub(crate) fn runs(namespace: &Namespace, query: &RunQuery) -> Result<SqlBuilder
     if let Some((start_time, run_id)) = &query.after
         && query.order_by.is_empty()
     {
+        // After (start_time, run_id) in (start_time DESC, run_uuid) order.
+        // The first bound alone is what an index range can use: with only
+        // the OR, the scan of `runs_by_experiment` started at the
+        // experiment's newest run and filtered out every earlier page's
+        // rows (7 ms for the 6th page of 1000, 1.7 ms with the bound).
         let t1 = sql.bind(Arg::I64(*start_time));
         let t2 = sql.bind(Arg::I64(*start_time));
         let u = sql.bind(Arg::Str(run_id.clone()));
         conditions.push(format!(
-            "(r.start_time < {t1} OR (r.start_time = {t2} AND r.run_uuid > {u}))"
+            "r.start_time <= {t1} AND (r.start_time < {t2} OR r.run_uuid > {u})"
         ));
         offset = 0;
     }
