@@ -23,6 +23,7 @@ pub const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
         2,
         include_str!("../migrations/postgres/0002_versions_by_number.sql"),
     ),
+    (3, include_str!("../migrations/postgres/0003_cards.sql")),
 ];
 /// The embedded migrations, per backend: (version, SQL).
 pub const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
@@ -31,6 +32,7 @@ pub const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         2,
         include_str!("../migrations/sqlite/0002_versions_by_number.sql"),
     ),
+    (3, include_str!("../migrations/sqlite/0003_cards.sql")),
 ];
 
 /// Returns the migrations for a dialect.

@@ -90,6 +90,14 @@ async fn apply_migrations(db: &Database, tracking: bool, registry: bool) -> anyh
         db.migrate("registry", quiver_registry::migrations(db.dialect))
             .await
             .context("applying registry migrations")?;
+        let written = SqlRegistryStore::new(db.clone())
+            .write_missing_cards()
+            .await
+            .map_err(|error| anyhow::anyhow!(error.message))
+            .context("writing registry cards")?;
+        if written > 0 {
+            tracing::info!(models = written, "registry cards written");
+        }
     }
     Ok(())
 }

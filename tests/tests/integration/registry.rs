@@ -1302,6 +1302,220 @@ async fn concurrent_versions_are_gapless(backend: Backend) {
     assert_eq!(numbers, (1..=24).collect::<Vec<i64>>());
 }
 
+/// Everything a reader can see of the namespace's registry.
+async fn registry_view(env: &Env) -> (Vec<pb::RegisteredModel>, Vec<pb::ModelVersion>) {
+    let models = env
+        .search_models("", &[], Some(1000), "")
+        .await
+        .unwrap()
+        .registered_models;
+    let mut versions = env
+        .search_versions("", &["name ASC", "version_number ASC"], Some(1000), "")
+        .await
+        .unwrap()
+        .model_versions;
+    for model in &models {
+        assert_eq!(&env.get_model(&model.name).await.unwrap(), model);
+    }
+    for version in &versions {
+        assert_eq!(
+            &env.get_version(&version.name, &version.version)
+                .await
+                .unwrap(),
+            version
+        );
+    }
+    versions.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
+    (models, versions)
+}
+
+/// Models and versions are read from their cards (the complete messages the
+/// store rewrites with every write): after a long history of writes the cards
+/// say exactly what the tables say (assembled from them once the cards are
+/// cleared), and `write_missing_cards` (run by `quiver migrate`) restores them.
+async fn cards_match_the_tables(backend: Backend) {
+    let env = env(backend).await;
+    let (run_id, _) = env.run("exp").await;
+    env.model("m").await;
+    env.model("other").await;
+    for _ in 0..4 {
+        env.version_from_run("m", &run_id).await;
+    }
+    env.version_from_run("other", &run_id).await;
+    let registry = &env.registry;
+    let ctx = &env.ctx;
+    registry
+        .set_registered_model_tag(
+            ctx,
+            pb::SetRegisteredModelTagRequest {
+                name: "m".into(),
+                key: "team".into(),
+                value: "fraud".into(),
+            },
+        )
+        .await
+        .unwrap();
+    for (version, key) in [("1", "a"), ("2", "b"), ("2", "c")] {
+        registry
+            .set_model_version_tag(
+                ctx,
+                pb::SetModelVersionTagRequest {
+                    name: "m".into(),
+                    version: version.into(),
+                    key: key.into(),
+                    value: format!("v{version}"),
+                },
+            )
+            .await
+            .unwrap();
+    }
+    registry
+        .delete_model_version_tag(
+            ctx,
+            pb::DeleteModelVersionTagRequest {
+                name: "m".into(),
+                version: "2".into(),
+                key: "b".into(),
+            },
+        )
+        .await
+        .unwrap();
+    env.transition("m", "2", "Production", false).await.unwrap();
+    env.transition("m", "3", "Staging", false).await.unwrap();
+    env.set_alias("m", "champion", "2").await.unwrap();
+    env.set_alias("m", "challenger", "1").await.unwrap();
+    env.set_alias("m", "champion", "3").await.unwrap(); // moves from 2
+    // 3 goes to Production, archiving 2.
+    env.transition("m", "3", "Production", true).await.unwrap();
+    registry
+        .update_model_version(
+            ctx,
+            pb::UpdateModelVersionRequest {
+                name: "m".into(),
+                version: "4".into(),
+                description: Some("candidate".into()),
+            },
+        )
+        .await
+        .unwrap();
+    registry
+        .delete_registered_model_alias(
+            ctx,
+            pb::DeleteRegisteredModelAliasRequest {
+                name: "m".into(),
+                alias: "challenger".into(),
+            },
+        )
+        .await
+        .unwrap();
+    registry
+        .delete_model_version(
+            ctx,
+            pb::DeleteModelVersionRequest {
+                name: "m".into(),
+                version: "1".into(),
+            },
+        )
+        .await
+        .unwrap();
+    registry
+        .rename_registered_model(
+            ctx,
+            pb::RenameRegisteredModelRequest {
+                name: "m".into(),
+                new_name: "fraud-model".into(),
+            },
+        )
+        .await
+        .unwrap();
+    registry
+        .update_registered_model(
+            ctx,
+            pb::UpdateRegisteredModelRequest {
+                name: "fraud-model".into(),
+                description: Some("scores transactions".into()),
+                deployment_job_id: None,
+            },
+        )
+        .await
+        .unwrap();
+
+    let from_cards = registry_view(&env).await;
+    let (models, versions) = &from_cards;
+    assert_eq!(names(models), vec!["fraud-model", "other"]);
+    let model = &models[0];
+    assert_eq!(model.description, "scores transactions");
+    assert_eq!(model.tags, vec![kv("team", "fraud")]);
+    let aliases: Vec<(&str, &str)> = model
+        .aliases
+        .iter()
+        .map(|a| (a.alias.as_str(), a.version.as_str()))
+        .collect();
+    assert_eq!(aliases, vec![("champion", "3")]);
+    let latest: Vec<(&str, &str, &str)> = model
+        .latest_versions
+        .iter()
+        .map(|v| {
+            (
+                v.version.as_str(),
+                v.current_stage.as_str(),
+                v.name.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        latest,
+        vec![
+            ("2", "Archived", "fraud-model"),
+            ("3", "Production", "fraud-model"),
+            ("4", "None", "fraud-model"),
+        ]
+    );
+    assert_eq!(model.latest_versions[0].tags, vec![kv("c", "v2")]);
+    let summary: Vec<(&str, &str, &str, Vec<String>)> = versions
+        .iter()
+        .map(|v| {
+            (
+                v.name.as_str(),
+                v.version.as_str(),
+                v.current_stage.as_str(),
+                v.aliases.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("fraud-model", "2", "Archived", vec![]),
+            (
+                "fraud-model",
+                "3",
+                "Production",
+                vec!["champion".to_string()]
+            ),
+            ("fraud-model", "4", "None", vec![]),
+            ("other", "1", "None", vec![]),
+        ]
+    );
+    assert_eq!(versions[0].tags, vec![kv("c", "v2")]);
+    assert_eq!(versions[2].description, "candidate");
+
+    // Without cards, the same answers come from the tables.
+    let db = &env._guard.database;
+    for statement in [
+        "UPDATE registered_models SET card = NULL",
+        "UPDATE model_versions SET card = NULL",
+    ] {
+        sqlx::query(statement).execute(&db.writer).await.unwrap();
+    }
+    assert_eq!(registry_view(&env).await, from_cards);
+    // And writing the missing cards restores them.
+    let store = quiver_registry::store::sql::SqlRegistryStore::new(db.clone());
+    assert_eq!(store.write_missing_cards().await.unwrap(), 2);
+    assert_eq!(store.write_missing_cards().await.unwrap(), 0);
+    assert_eq!(registry_view(&env).await, from_cards);
+}
+
 macro_rules! registry_suite {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -1328,4 +1542,5 @@ registry_suite!(
     search_model_versions,
     namespaces_are_isolated,
     concurrent_versions_are_gapless,
+    cards_match_the_tables,
 );

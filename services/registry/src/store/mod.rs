@@ -8,6 +8,7 @@ use quiver_proto::common::v1::KeyValue;
 use quiver_proto::registry::v1 as pb;
 use quiver_search::{Comparison, OrderBy};
 
+mod cards;
 mod rows;
 mod search_sql;
 pub mod sql;

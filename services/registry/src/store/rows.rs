@@ -14,6 +14,12 @@ pub(crate) const VERSION_COLUMNS: &str = "v.model_key, m.name, v.version, v.crea
      v.last_updated_timestamp, v.user_id, v.current_stage, v.description, v.source, v.storage_location, \
      v.run_id, v.run_link, v.model_id, v.status, v.status_message";
 
+/// A registered model's key and card (`m`), as searches read them.
+pub(crate) const MODEL_CARD_COLUMNS: &str = "m.model_key, m.card";
+
+/// A model version's key, number and card (`v`), as searches read them.
+pub(crate) const VERSION_CARD_COLUMNS: &str = "v.model_key, v.version, v.card";
+
 /// The stored spelling of a version status.
 pub(crate) const STATUS_READY: &str = "READY";
 

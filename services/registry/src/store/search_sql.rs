@@ -6,7 +6,7 @@ use quiver_common::{ApiError, Namespace};
 use quiver_search::{Comparison, Entity, Op, OrderBy, Value};
 
 use super::RegistryQuery;
-use super::rows::{MODEL_COLUMNS, VERSION_COLUMNS};
+use super::rows::{MODEL_CARD_COLUMNS, VERSION_CARD_COLUMNS};
 
 /// A tag condition as an EXISTS over `table`, correlated by `correlation`.
 fn tag_condition(
@@ -128,7 +128,7 @@ pub(crate) fn registered_models(
         order.push("m.name ASC".to_string());
     }
     sql.push(&format!(
-        "SELECT {MODEL_COLUMNS} FROM registered_models m WHERE {} ORDER BY {}",
+        "SELECT {MODEL_CARD_COLUMNS} FROM registered_models m WHERE {} ORDER BY {}",
         conditions.join(" AND "),
         order.join(", ")
     ));
@@ -208,7 +208,7 @@ pub(crate) fn model_versions(
         order.push("v.version DESC".to_string());
     }
     sql.push(&format!(
-        "SELECT {VERSION_COLUMNS} FROM model_versions v JOIN registered_models m ON m.model_key = v.model_key \
+        "SELECT {VERSION_CARD_COLUMNS} FROM model_versions v JOIN registered_models m ON m.model_key = v.model_key \
          WHERE {} ORDER BY {}",
         conditions.join(" AND "),
         order.join(", ")

@@ -17,8 +17,9 @@ use quiver_common::{ApiError, Namespace};
 use quiver_proto::common::v1::KeyValue;
 use quiver_proto::registry::v1 as pb;
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
+use super::cards::{self, Changed};
 use super::rows::{self, MODEL_COLUMNS, STATUS_READY, VERSION_COLUMNS};
 use super::{
     NewModelVersion, NewRegisteredModel, RegistryQuery, RegistryStore, Stage, model_not_found,
@@ -43,23 +44,50 @@ fn already_exists(name: &str) -> ApiError {
 
 type VersionRow = (i64, i64, pb::ModelVersion);
 
-/// Which models' latest versions to read.
-enum Models<'a> {
-    /// By key (a page of a search).
-    Keys(&'a [i64]),
-    /// One model by name.
-    Named(&'a Namespace, &'a str),
-}
-
 impl SqlRegistryStore {
     /// Creates a store over an open, migrated database.
     pub fn new(db: Database) -> SqlRegistryStore {
         SqlRegistryStore {
             db,
+            // Vacuumed too: every write rewrites its model's row (the card)
+            // and usually a version's, and searches right after a bulk
+            // registration otherwise wade through the dead row versions.
             statistics: StatisticsRefresher::new(&[
-                "ANALYZE registered_models, model_versions, model_version_tags, registered_model_aliases, registered_model_tags",
+                "VACUUM (ANALYZE) registered_models, model_versions",
+                "ANALYZE model_version_tags, registered_model_aliases, registered_model_tags",
             ]),
         }
+    }
+
+    /// Writes the cards of models and versions that have none (rows from
+    /// before the cards migration), one model per transaction under its row
+    /// lock; returns how many models it completed. Run after migrating.
+    pub async fn write_missing_cards(&self) -> Result<u64, ApiError> {
+        let keys: Vec<i64> = sqlx::query_scalar(
+            "SELECT model_key FROM registered_models WHERE card IS NULL \
+             UNION SELECT model_key FROM model_versions WHERE card IS NULL ORDER BY 1",
+        )
+        .fetch_all(&self.db.reader)
+        .await
+        .map_err(db_error)?;
+        let lock = self.row_lock();
+        let mut written = 0;
+        for key in keys {
+            let mut tx = self.begin().await?;
+            let found: Option<i64> = sqlx::query_scalar(AssertSqlSafe(format!(
+                "SELECT model_key FROM registered_models WHERE model_key = $1{lock}"
+            )))
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            if found.is_some() {
+                self.refresh(&mut tx, key, Changed::AllVersions).await?;
+                written += 1;
+            }
+            tx.commit().await.map_err(db_error)?;
+        }
+        Ok(written)
     }
 
     /// Returns the underlying database.
@@ -98,13 +126,45 @@ impl SqlRegistryStore {
         self.db.writer.begin().await.map_err(db_error)
     }
 
-    /// The model's key, inside a write transaction.
+    /// The model's key, inside a write transaction, taking the model's row
+    /// lock on Postgres: writes to one model (and the rewriting of its cards)
+    /// follow one another. SQLite has one writer at a time anyway.
     async fn key_in(
+        &self,
         tx: &mut Transaction<'static, Any>,
         namespace: &Namespace,
         name: &str,
     ) -> Result<i64, ApiError> {
-        model_key(&mut **tx, namespace, name).await
+        let lock = self.row_lock();
+        sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT model_key FROM registered_models WHERE namespace = $1 AND name = $2{lock}"
+        )))
+        .bind(namespace.as_str())
+        .bind(name)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| model_not_found(name))
+    }
+
+    /// What a `SELECT` of a model's row appends to lock it until commit.
+    fn row_lock(&self) -> &'static str {
+        match self.db.dialect {
+            Dialect::Postgres => " FOR UPDATE",
+            Dialect::Sqlite => "",
+        }
+    }
+
+    /// Rewrites the cards a write changed, inside its transaction.
+    async fn refresh(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        key: i64,
+        changed: Changed<'_>,
+    ) -> Result<(), ApiError> {
+        cards::refresh(tx, self.db.dialect, key, changed).await?;
+        self.statistics.note_writes(&self.db, 1);
+        Ok(())
     }
 
     /// The model's key, for reads.
@@ -149,7 +209,7 @@ impl SqlRegistryStore {
         let (mut tags, mut aliases, mut latest) = tokio::try_join!(
             self.model_tags(&keys),
             self.model_aliases(&keys),
-            self.latest_versions(Models::Keys(&keys), &[]),
+            self.latest_versions(&keys),
         )?;
         Ok(models
             .into_iter()
@@ -208,12 +268,11 @@ impl SqlRegistryStore {
         Ok(out)
     }
 
-    /// The highest version per stage of each selected model (only `stages`
-    /// when not empty), in version order, with tags: one statement.
+    /// The highest version per stage of each model, in version order, with
+    /// tags: one statement (for models whose cards are not written yet).
     async fn latest_versions(
         &self,
-        models: Models<'_>,
-        stages: &[Stage],
+        keys: &[i64],
     ) -> Result<HashMap<i64, Vec<pb::ModelVersion>>, ApiError> {
         let dialect = self.db.dialect;
         let mut sql = SqlBuilder::new();
@@ -222,21 +281,10 @@ impl SqlRegistryStore {
             Dialect::Postgres => "m",
             Dialect::Sqlite => "t",
         };
-        let selected = match models {
-            Models::Keys([]) => return Ok(HashMap::new()),
-            Models::Keys(keys) => sql.key_in(dialect, &format!("{alias}.model_key"), keys),
-            Models::Named(namespace, name) => {
-                let ns = sql.bind(Arg::Str(namespace.to_string()));
-                let n = sql.bind(Arg::Str(name.to_string()));
-                format!("{alias}.namespace = {ns} AND {alias}.name = {n}")
-            }
-        };
-        let stage_filter = if stages.is_empty() {
-            String::new()
-        } else {
-            let names = sql.bind_list(stages.iter().map(|s| Arg::Str(s.as_str().to_string())));
-            format!(" AND s.stage IN ({names})")
-        };
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let selected = sql.key_in(dialect, &format!("{alias}.model_key"), keys);
         let tags = json_pairs(
             dialect,
             "SELECT g.key AS a, g.value AS b FROM model_version_tags g \
@@ -256,7 +304,7 @@ impl SqlRegistryStore {
                  CROSS JOIN LATERAL (SELECT * FROM model_versions v2 \
                    WHERE v2.model_key = m.model_key AND v2.current_stage = s.stage \
                    ORDER BY v2.version DESC LIMIT 1) v \
-                 WHERE {selected}{stage_filter} \
+                 WHERE {selected} \
                  ORDER BY v.model_key, v.version"
             ),
             // SQLite has no LATERAL: the top version number per (model,
@@ -267,7 +315,7 @@ impl SqlRegistryStore {
                     (SELECT MAX(v2.version) FROM model_versions v2 \
                      WHERE v2.model_key = t.model_key AND v2.current_stage = s.stage) AS top \
                   FROM registered_models t CROSS JOIN {STAGES} \
-                  WHERE {selected}{stage_filter}) l \
+                  WHERE {selected}) l \
                  JOIN model_versions v ON v.model_key = l.k AND v.version = l.top \
                  JOIN registered_models m ON m.model_key = v.model_key \
                  ORDER BY v.model_key, v.version"
@@ -362,6 +410,30 @@ impl SqlRegistryStore {
     }
 
     async fn fetch_version(&self, key: i64, version: i64) -> Result<Option<VersionRow>, ApiError> {
+        let card: Option<Option<Vec<u8>>> = fetch_typed!(
+            &self.db,
+            (Option<Vec<u8>>,),
+            "SELECT card FROM model_versions WHERE model_key = $1 AND version = $2".to_string(),
+            key,
+            version
+        )
+        .map_err(row_error)?
+        .into_iter()
+        .next()
+        .map(|(card,)| card);
+        match card {
+            None => Ok(None),
+            Some(Some(card)) => Ok(Some((key, version, cards::version(&card)?))),
+            Some(None) => self.version_from_tables(key, version).await,
+        }
+    }
+
+    /// A version assembled from the tables (its card is not written yet).
+    async fn version_from_tables(
+        &self,
+        key: i64,
+        version: i64,
+    ) -> Result<Option<VersionRow>, ApiError> {
         let mut sql = SqlBuilder::new();
         let k = sql.bind(Arg::I64(key));
         let v = sql.bind(Arg::I64(version));
@@ -392,17 +464,45 @@ impl SqlRegistryStore {
     }
 
     async fn model_by_key(&self, key: i64) -> Result<pb::RegisteredModel, ApiError> {
+        let card = fetch_typed!(
+            &self.db,
+            (Option<Vec<u8>>,),
+            "SELECT card FROM registered_models WHERE model_key = $1".to_string(),
+            key
+        )
+        .map_err(row_error)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::internal("registered model vanished"))?;
+        match card {
+            (Some(card),) => cards::model(&card),
+            (None,) => self
+                .models_from_tables(&[key])
+                .await?
+                .remove(&key)
+                .ok_or_else(|| ApiError::internal("registered model vanished")),
+        }
+    }
+
+    /// Models assembled from the tables (their cards are not written yet).
+    async fn models_from_tables(
+        &self,
+        keys: &[i64],
+    ) -> Result<HashMap<i64, pb::RegisteredModel>, ApiError> {
         let mut sql = SqlBuilder::new();
-        let k = sql.bind(Arg::I64(key));
+        let selected = sql.key_in(self.db.dialect, "m.model_key", keys);
         sql.push(&format!(
-            "SELECT {MODEL_COLUMNS} FROM registered_models m WHERE m.model_key = {k}"
+            "SELECT {MODEL_COLUMNS} FROM registered_models m WHERE {selected}"
         ));
         let rows = sql.fetch_all(&self.db.reader).await?;
-        self.complete_models(rows)
-            .await?
+        let mut keys = Vec::with_capacity(rows.len());
+        for row in &rows {
+            keys.push(row.try_get::<i64, _>("model_key").map_err(row_error)?);
+        }
+        Ok(keys
             .into_iter()
-            .next()
-            .ok_or_else(|| ApiError::internal("registered model vanished"))
+            .zip(self.complete_models(rows).await?)
+            .collect())
     }
 }
 
@@ -478,6 +578,7 @@ impl RegistryStore for SqlRegistryStore {
             Err(error) => return Err(db_error(error)),
         };
         insert_tags(&mut tx, "registered_model_tags", key, None, &model.tags).await?;
+        self.refresh(&mut tx, key, Changed::Model).await?;
         tx.commit().await.map_err(db_error)?;
         let mut tags: BTreeMap<String, String> = BTreeMap::new();
         for tag in model.tags {
@@ -514,7 +615,7 @@ impl RegistryStore for SqlRegistryStore {
         now: i64,
     ) -> Result<pb::RegisteredModel, ApiError> {
         let mut tx = self.begin().await?;
-        let key = Self::key_in(&mut tx, namespace, name).await?;
+        let key = self.key_in(&mut tx, namespace, name).await?;
         let renamed = sqlx::query(
             "UPDATE registered_models SET name = $1, last_updated_timestamp = $2 WHERE model_key = $3",
         )
@@ -534,6 +635,8 @@ impl RegistryStore for SqlRegistryStore {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
+        // Every version card carries the model's name.
+        self.refresh(&mut tx, key, Changed::AllVersions).await?;
         tx.commit().await.map_err(db_error)?;
         self.model_by_key(key).await
     }
@@ -547,7 +650,7 @@ impl RegistryStore for SqlRegistryStore {
         now: i64,
     ) -> Result<pb::RegisteredModel, ApiError> {
         let mut tx = self.begin().await?;
-        let key = Self::key_in(&mut tx, namespace, name).await?;
+        let key = self.key_in(&mut tx, namespace, name).await?;
         sqlx::query(
             "UPDATE registered_models SET description = COALESCE($1, description), \
              deployment_job_id = COALESCE($2, deployment_job_id), last_updated_timestamp = $3 WHERE model_key = $4",
@@ -559,6 +662,7 @@ impl RegistryStore for SqlRegistryStore {
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
+        self.refresh(&mut tx, key, Changed::Model).await?;
         tx.commit().await.map_err(db_error)?;
         self.model_by_key(key).await
     }
@@ -569,7 +673,7 @@ impl RegistryStore for SqlRegistryStore {
         name: &str,
     ) -> Result<(), ApiError> {
         let mut tx = self.begin().await?;
-        let key = Self::key_in(&mut tx, namespace, name).await?;
+        let key = self.key_in(&mut tx, namespace, name).await?;
         // Children first: correct whether or not the backend cascades.
         for statement in [
             "DELETE FROM registered_model_aliases WHERE model_key = $1",
@@ -593,10 +697,29 @@ impl RegistryStore for SqlRegistryStore {
         query: &RegistryQuery,
     ) -> Result<(Vec<pb::RegisteredModel>, bool), ApiError> {
         let sql = search_sql::registered_models(namespace, query)?;
-        let mut rows = sql.fetch_all(&self.db.reader).await?;
+        let mut rows: Vec<(i64, Option<Vec<u8>>)> = sql.search_as(&self.db).await?;
         let more = rows.len() as i64 > query.limit;
         rows.truncate(usize::try_from(query.limit).unwrap_or(usize::MAX));
-        Ok((self.complete_models(rows).await?, more))
+        let missing: Vec<i64> = rows
+            .iter()
+            .filter(|(_, card)| card.is_none())
+            .map(|(key, _)| *key)
+            .collect();
+        let mut assembled = if missing.is_empty() {
+            HashMap::new()
+        } else {
+            self.models_from_tables(&missing).await?
+        };
+        let models = rows
+            .into_iter()
+            .map(|(key, card)| match card {
+                Some(card) => cards::model(&card),
+                None => assembled
+                    .remove(&key)
+                    .ok_or_else(|| ApiError::internal("registered model vanished")),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((models, more))
     }
 
     async fn set_registered_model_tag(
@@ -606,7 +729,7 @@ impl RegistryStore for SqlRegistryStore {
         tag: KeyValue,
     ) -> Result<(), ApiError> {
         let mut tx = self.begin().await?;
-        let key = Self::key_in(&mut tx, namespace, name).await?;
+        let key = self.key_in(&mut tx, namespace, name).await?;
         sqlx::query(
             "INSERT INTO registered_model_tags (model_key, key, value) VALUES ($1, $2, $3) \
              ON CONFLICT (model_key, key) DO UPDATE SET value = excluded.value",
@@ -617,6 +740,7 @@ impl RegistryStore for SqlRegistryStore {
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
+        self.refresh(&mut tx, key, Changed::Model).await?;
         tx.commit().await.map_err(db_error)
     }
 
@@ -627,13 +751,14 @@ impl RegistryStore for SqlRegistryStore {
         tag_key: &str,
     ) -> Result<(), ApiError> {
         let mut tx = self.begin().await?;
-        let key = Self::key_in(&mut tx, namespace, name).await?;
+        let key = self.key_in(&mut tx, namespace, name).await?;
         sqlx::query("DELETE FROM registered_model_tags WHERE model_key = $1 AND key = $2")
             .bind(key)
             .bind(tag_key)
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
+        self.refresh(&mut tx, key, Changed::Model).await?;
         tx.commit().await.map_err(db_error)
     }
 
@@ -645,8 +770,17 @@ impl RegistryStore for SqlRegistryStore {
         version: i64,
     ) -> Result<(), ApiError> {
         let mut tx = self.begin().await?;
-        let key = Self::key_in(&mut tx, namespace, name).await?;
+        let key = self.key_in(&mut tx, namespace, name).await?;
         Self::version_exists_in(&mut tx, key, name, version).await?;
+        // The version the alias leaves loses it from its card.
+        let previous: Option<i64> = sqlx::query_scalar(
+            "SELECT version FROM registered_model_aliases WHERE model_key = $1 AND alias = $2",
+        )
+        .bind(key)
+        .bind(alias)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error)?;
         sqlx::query(
             "INSERT INTO registered_model_aliases (model_key, alias, version) VALUES ($1, $2, $3) \
              ON CONFLICT (model_key, alias) DO UPDATE SET version = excluded.version",
@@ -657,6 +791,9 @@ impl RegistryStore for SqlRegistryStore {
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
+        let changed: Vec<i64> = previous.into_iter().chain([version]).collect();
+        self.refresh(&mut tx, key, Changed::Versions(&changed))
+            .await?;
         tx.commit().await.map_err(db_error)
     }
 
@@ -667,13 +804,17 @@ impl RegistryStore for SqlRegistryStore {
         alias: &str,
     ) -> Result<(), ApiError> {
         let mut tx = self.begin().await?;
-        let key = Self::key_in(&mut tx, namespace, name).await?;
-        sqlx::query("DELETE FROM registered_model_aliases WHERE model_key = $1 AND alias = $2")
-            .bind(key)
-            .bind(alias)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+        let key = self.key_in(&mut tx, namespace, name).await?;
+        let versions: Vec<i64> = sqlx::query_scalar(
+            "DELETE FROM registered_model_aliases WHERE model_key = $1 AND alias = $2 RETURNING version",
+        )
+        .bind(key)
+        .bind(alias)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        self.refresh(&mut tx, key, Changed::Versions(&versions))
+            .await?;
         tx.commit().await.map_err(db_error)
     }
 
@@ -718,34 +859,12 @@ impl RegistryStore for SqlRegistryStore {
         .await
         .map_err(db_error)?;
         let (key, version) = allocated.ok_or_else(|| model_not_found(name))?;
-        sqlx::query(
-            "INSERT INTO model_versions (model_key, version, namespace, creation_timestamp, last_updated_timestamp, \
-             current_stage, description, source, storage_location, run_id, run_link, model_id, status) \
-             VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )
-        .bind(key)
-        .bind(version)
-        .bind(namespace.as_str())
-        .bind(new.now)
-        .bind(Stage::None.as_str())
-        .bind(&new.description)
-        .bind(&new.source)
-        .bind(&new.storage_location)
-        .bind(&new.run_id)
-        .bind(&new.run_link)
-        .bind(&new.model_id)
-        .bind(STATUS_READY)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        insert_tags(&mut tx, "model_version_tags", key, Some(version), &new.tags).await?;
-        tx.commit().await.map_err(db_error)?;
-        self.statistics.note_writes(&self.db, 1);
-        let mut tags: BTreeMap<String, String> = BTreeMap::new();
-        for tag in new.tags {
-            tags.insert(tag.key, tag.value);
+        let mut tags: BTreeMap<&str, &str> = BTreeMap::new();
+        for tag in &new.tags {
+            tags.insert(&tag.key, &tag.value);
         }
-        Ok(pb::ModelVersion {
+        // The new version's message is known whole: it is its card.
+        let message = pb::ModelVersion {
             name: name.to_string(),
             version: version.to_string(),
             creation_timestamp: new.now,
@@ -758,14 +877,49 @@ impl RegistryStore for SqlRegistryStore {
             status: pb::ModelVersionStatus::Ready as i32,
             status_message: String::new(),
             tags: tags
-                .into_iter()
-                .map(|(key, value)| KeyValue { key, value })
+                .iter()
+                .map(|(key, value)| KeyValue {
+                    key: key.to_string(),
+                    value: value.to_string(),
+                })
                 .collect(),
             run_link: new.run_link,
             aliases: Vec::new(),
             model_id: new.model_id,
             storage_location: new.storage_location,
-        })
+        };
+        sqlx::query(
+            "INSERT INTO model_versions (model_key, version, namespace, creation_timestamp, last_updated_timestamp, \
+             current_stage, description, source, storage_location, run_id, run_link, model_id, status, card) \
+             VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind(key)
+        .bind(version)
+        .bind(namespace.as_str())
+        .bind(new.now)
+        .bind(&message.current_stage)
+        .bind(&message.description)
+        .bind(&message.source)
+        .bind(&message.storage_location)
+        .bind(&message.run_id)
+        .bind(&message.run_link)
+        .bind(&message.model_id)
+        .bind(STATUS_READY)
+        .bind(prost::Message::encode_to_vec(&message))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        insert_tags(
+            &mut tx,
+            "model_version_tags",
+            key,
+            Some(version),
+            &message.tags,
+        )
+        .await?;
+        self.refresh(&mut tx, key, Changed::Model).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(message)
     }
 
     async fn get_model_version(
@@ -786,7 +940,7 @@ impl RegistryStore for SqlRegistryStore {
         now: i64,
     ) -> Result<pb::ModelVersion, ApiError> {
         let mut tx = self.begin().await?;
-        let key = Self::key_in(&mut tx, namespace, name).await?;
+        let key = self.key_in(&mut tx, namespace, name).await?;
         let updated = sqlx::query(
             "UPDATE model_versions SET description = COALESCE($1, description), last_updated_timestamp = $2 \
              WHERE model_key = $3 AND version = $4",
@@ -801,6 +955,8 @@ impl RegistryStore for SqlRegistryStore {
         if updated.rows_affected() == 0 {
             return Err(version_not_found(name, version));
         }
+        self.refresh(&mut tx, key, Changed::Versions(&[version]))
+            .await?;
         tx.commit().await.map_err(db_error)?;
         self.stored_version(namespace, name, version).await
     }
@@ -813,7 +969,7 @@ impl RegistryStore for SqlRegistryStore {
         now: i64,
     ) -> Result<(), ApiError> {
         let mut tx = self.begin().await?;
-        let key = Self::key_in(&mut tx, namespace, name).await?;
+        let key = self.key_in(&mut tx, namespace, name).await?;
         Self::version_exists_in(&mut tx, key, name, version).await?;
         for statement in [
             "DELETE FROM registered_model_aliases WHERE model_key = $1 AND version = $2",
@@ -835,6 +991,7 @@ impl RegistryStore for SqlRegistryStore {
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
+        self.refresh(&mut tx, key, Changed::Model).await?;
         tx.commit().await.map_err(db_error)
     }
 
@@ -848,7 +1005,7 @@ impl RegistryStore for SqlRegistryStore {
         now: i64,
     ) -> Result<pb::ModelVersion, ApiError> {
         let mut tx = self.begin().await?;
-        let key = Self::key_in(&mut tx, namespace, name).await?;
+        let key = self.key_in(&mut tx, namespace, name).await?;
         let updated = sqlx::query(
             "UPDATE model_versions SET current_stage = $1, last_updated_timestamp = $2 WHERE model_key = $3 AND version = $4",
         )
@@ -862,19 +1019,21 @@ impl RegistryStore for SqlRegistryStore {
         if updated.rows_affected() == 0 {
             return Err(version_not_found(name, version));
         }
+        let mut changed = vec![version];
         if archive_existing && stage.is_active() {
-            sqlx::query(
+            let archived: Vec<i64> = sqlx::query_scalar(
                 "UPDATE model_versions SET current_stage = $1, last_updated_timestamp = $2 \
-                 WHERE model_key = $3 AND current_stage = $4 AND version <> $5",
+                 WHERE model_key = $3 AND current_stage = $4 AND version <> $5 RETURNING version",
             )
             .bind(Stage::Archived.as_str())
             .bind(now)
             .bind(key)
             .bind(stage.as_str())
             .bind(version)
-            .execute(&mut *tx)
+            .fetch_all(&mut *tx)
             .await
             .map_err(db_error)?;
+            changed.extend(archived);
         }
         sqlx::query(
             "UPDATE registered_models SET last_updated_timestamp = $1 WHERE model_key = $2",
@@ -884,6 +1043,8 @@ impl RegistryStore for SqlRegistryStore {
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
+        self.refresh(&mut tx, key, Changed::Versions(&changed))
+            .await?;
         tx.commit().await.map_err(db_error)?;
         self.stored_version(namespace, name, version).await
     }
@@ -894,11 +1055,22 @@ impl RegistryStore for SqlRegistryStore {
         query: &RegistryQuery,
     ) -> Result<(Vec<pb::ModelVersion>, bool), ApiError> {
         let sql = search_sql::model_versions(namespace, query)?;
-        let mut records = sql.search_as(&self.db).await?;
-        let more = records.len() as i64 > query.limit;
-        records.truncate(usize::try_from(query.limit).unwrap_or(usize::MAX));
-        let versions = self.complete_versions(records, true).await?;
-        Ok((versions.into_iter().map(|(_, _, v)| v).collect(), more))
+        let mut rows: Vec<(i64, i64, Option<Vec<u8>>)> = sql.search_as(&self.db).await?;
+        let more = rows.len() as i64 > query.limit;
+        rows.truncate(usize::try_from(query.limit).unwrap_or(usize::MAX));
+        let mut versions = Vec::with_capacity(rows.len());
+        for (key, version, card) in rows {
+            match card {
+                Some(card) => versions.push(cards::version(&card)?),
+                // Deleted since the search: left out, as a later search would.
+                None => versions.extend(
+                    self.version_from_tables(key, version)
+                        .await?
+                        .map(|(_, _, message)| message),
+                ),
+            }
+        }
+        Ok((versions, more))
     }
 
     async fn get_latest_versions(
@@ -907,15 +1079,28 @@ impl RegistryStore for SqlRegistryStore {
         name: &str,
         stages: &[Stage],
     ) -> Result<Vec<pb::ModelVersion>, ApiError> {
-        // One statement in the common case; only an empty answer needs the
-        // second look that tells "no such model" from "no versions".
-        let latest = self
-            .latest_versions(Models::Named(namespace, name), stages)
-            .await?;
-        match latest.into_values().next() {
-            Some(versions) => Ok(versions),
-            None => self.key(namespace, name).await.map(|_| Vec::new()),
-        }
+        // The model's card lists its latest version per stage.
+        let (key, card) = fetch_typed!(
+            &self.db,
+            (i64, Option<Vec<u8>>),
+            "SELECT model_key, card FROM registered_models WHERE namespace = $1 AND name = $2"
+                .to_string(),
+            namespace.as_str(),
+            name
+        )
+        .map_err(row_error)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| model_not_found(name))?;
+        let model = match card {
+            Some(card) => cards::model(&card)?,
+            None => self.model_by_key(key).await?,
+        };
+        Ok(model
+            .latest_versions
+            .into_iter()
+            .filter(|v| stages.is_empty() || stages.iter().any(|s| s.as_str() == v.current_stage))
+            .collect())
     }
 
     async fn set_model_version_tag(
@@ -926,7 +1111,7 @@ impl RegistryStore for SqlRegistryStore {
         tag: KeyValue,
     ) -> Result<(), ApiError> {
         let mut tx = self.begin().await?;
-        let key = Self::key_in(&mut tx, namespace, name).await?;
+        let key = self.key_in(&mut tx, namespace, name).await?;
         Self::version_exists_in(&mut tx, key, name, version).await?;
         sqlx::query(
             "INSERT INTO model_version_tags (model_key, version, key, value) VALUES ($1, $2, $3, $4) \
@@ -939,6 +1124,8 @@ impl RegistryStore for SqlRegistryStore {
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
+        self.refresh(&mut tx, key, Changed::Versions(&[version]))
+            .await?;
         tx.commit().await.map_err(db_error)
     }
 
@@ -950,7 +1137,7 @@ impl RegistryStore for SqlRegistryStore {
         tag_key: &str,
     ) -> Result<(), ApiError> {
         let mut tx = self.begin().await?;
-        let key = Self::key_in(&mut tx, namespace, name).await?;
+        let key = self.key_in(&mut tx, namespace, name).await?;
         Self::version_exists_in(&mut tx, key, name, version).await?;
         sqlx::query(
             "DELETE FROM model_version_tags WHERE model_key = $1 AND version = $2 AND key = $3",
@@ -961,6 +1148,8 @@ impl RegistryStore for SqlRegistryStore {
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
+        self.refresh(&mut tx, key, Changed::Versions(&[version]))
+            .await?;
         tx.commit().await.map_err(db_error)
     }
 }
