@@ -57,7 +57,10 @@ fn missing(name: &str) -> GatewayError {
     ))
 }
 
-fn camel_case(name: &str) -> String {
+fn camel_case(name: &str) -> std::borrow::Cow<'_, str> {
+    if !name.contains('_') {
+        return std::borrow::Cow::Borrowed(name);
+    }
     let mut out = String::with_capacity(name.len());
     let mut upper = false;
     for c in name.chars() {
@@ -70,7 +73,7 @@ fn camel_case(name: &str) -> String {
             out.push(c);
         }
     }
-    out
+    std::borrow::Cow::Owned(out)
 }
 
 fn depth(value: &Value) -> usize {
@@ -133,7 +136,7 @@ impl Params {
         let camel = if camel_name == name {
             None
         } else {
-            map.get(&camel_name).filter(|v| !v.is_null())
+            map.get(camel_name.as_ref()).filter(|v| !v.is_null())
         };
         match (snake, camel) {
             (Some(_), Some(_)) => Err(GatewayError::invalid(format!(
@@ -145,7 +148,7 @@ impl Params {
 
     fn query_values(&self, name: &str) -> Option<&Vec<String>> {
         match self {
-            Params::Query(map) => map.get(name).or_else(|| map.get(&camel_case(name))),
+            Params::Query(map) => map.get(name).or_else(|| map.get(camel_case(name).as_ref())),
             Params::Json(_) => None,
         }
     }
@@ -302,6 +305,32 @@ impl Params {
         }
     }
 
+    /// [`Params::objects`], moving the entries out of the body instead of
+    /// copying them (a 1000-point log-batch holds 1000 of them).
+    pub fn take_objects(&mut self, name: &str) -> Result<Vec<Params>, GatewayError> {
+        // Type and "given twice" checks first, as `objects` makes them.
+        if self.json_value(name)?.is_none() {
+            return Ok(Vec::new());
+        }
+        let Params::Json(map) = self else {
+            return Ok(Vec::new());
+        };
+        let value = match map.remove(name) {
+            Some(value) if !value.is_null() => value,
+            _ => map.remove(camel_case(name).as_ref()).unwrap_or(Value::Null),
+        };
+        match value {
+            Value::Array(items) => items
+                .into_iter()
+                .map(|item| match item {
+                    Value::Object(map) => Ok(Params::from_object(map)),
+                    other => Err(wrong_type(name, &other)),
+                })
+                .collect(),
+            other => Err(wrong_type(name, &other)),
+        }
+    }
+
     /// A nested message field.
     pub fn object(&self, name: &str) -> Result<Option<Params>, GatewayError> {
         match self.json_value(name)? {
@@ -439,6 +468,35 @@ mod tests {
                 .message
                 .starts_with("Missing value for required parameter 'name'")
         );
+    }
+
+    #[test]
+    fn taken_objects_answer_as_copied_ones() {
+        let body = r#"{"metrics": [{"key": "a", "value": 1}, {"key": "b", "value": 2}], "datasetInputs": [{"k": 1}]}"#;
+        let mut p = json(body);
+        let copied: Vec<String> = p
+            .objects("metrics")
+            .unwrap()
+            .iter()
+            .map(|m| m.required_str("key").unwrap())
+            .collect();
+        let taken: Vec<String> = p
+            .take_objects("metrics")
+            .unwrap()
+            .iter()
+            .map(|m| m.required_str("key").unwrap())
+            .collect();
+        assert_eq!(copied, vec!["a", "b"]);
+        assert_eq!(taken, copied);
+        assert!(p.take_objects("metrics").unwrap().is_empty());
+        assert_eq!(p.take_objects("dataset_inputs").unwrap().len(), 1);
+        for bad in [r#"{"metrics": 3}"#, r#"{"metrics": [3]}"#] {
+            let expected = json(bad).objects("metrics").unwrap_err().0.message;
+            let got = json(bad).take_objects("metrics").unwrap_err().0.message;
+            assert_eq!(got, expected);
+        }
+        let twice = r#"{"model_id": [], "modelId": []}"#;
+        assert!(json(twice).take_objects("model_id").is_err());
     }
 
     #[test]

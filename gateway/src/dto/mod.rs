@@ -523,11 +523,11 @@ pub fn search_runs(p: &Params) -> Result<pb::SearchRunsRequest, GatewayError> {
 }
 
 /// LogBatch.
-pub fn log_batch(p: &Params) -> Result<pb::LogBatchRequest, GatewayError> {
+pub fn log_batch(p: &mut Params) -> Result<pb::LogBatchRequest, GatewayError> {
     Ok(pb::LogBatchRequest {
         run_id: p.run_id()?,
         metrics: p
-            .objects("metrics")?
+            .take_objects("metrics")?
             .iter()
             .map(metric_request)
             .collect::<Result<_, _>>()?,

@@ -336,9 +336,9 @@ async fn log_metric(
 async fn log_batch(
     State(s): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
-    p: Params,
+    mut p: Params,
 ) -> Reply {
-    s.tracking.log_batch(&ctx, dto::log_batch(&p)?).await?;
+    s.tracking.log_batch(&ctx, dto::log_batch(&mut p)?).await?;
     empty()
 }
 

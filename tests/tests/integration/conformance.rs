@@ -1005,6 +1005,78 @@ pub async fn metrics_history_and_latest(backend: Backend) {
     assert!(latest("nan").value.is_nan());
     assert_eq!(latest("inf").value, f64::MAX);
     assert_eq!(latest("ninf").value, f64::MIN);
+    // A batch repeating a stored point and one of its own, beside new
+    // points and a tag: each point is stored once, the rest goes in.
+    env.metric(&run, "dup", 2.0, 60, 5).await.unwrap();
+    let point = |value: f64, timestamp: i64, step: i64| pb::Metric {
+        key: "dup".into(),
+        value,
+        timestamp,
+        step,
+        ..Default::default()
+    };
+    env.api
+        .log_batch(
+            &env.ctx,
+            pb::LogBatchRequest {
+                run_id: run.clone(),
+                metrics: vec![
+                    point(2.0, 60, 5),
+                    point(4.0, 70, 6),
+                    point(4.0, 70, 6),
+                    point(0.5, 80, 7),
+                ],
+                tags: vec![KeyValue {
+                    key: "batch".into(),
+                    value: "retried".into(),
+                }],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    // The same with metrics alone (on Postgres, the group-commit path).
+    env.api
+        .log_batch(
+            &env.ctx,
+            pb::LogBatchRequest {
+                run_id: run.clone(),
+                metrics: vec![point(0.5, 80, 7), point(1.5, 90, 8)],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let history = env
+        .api
+        .get_metric_history(
+            &env.ctx,
+            pb::GetMetricHistoryRequest {
+                run_id: run.clone(),
+                metric_key: "dup".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .metrics;
+    let mut points: Vec<(i64, i64, f64)> = history
+        .iter()
+        .map(|m| (m.step, m.timestamp, m.value))
+        .collect();
+    points.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    assert_eq!(
+        points,
+        vec![(5, 60, 2.0), (6, 70, 4.0), (7, 80, 0.5), (8, 90, 1.5)]
+    );
+    let data = env.get_run(&run).await.data.unwrap();
+    let dup = data.metrics.iter().find(|m| m.key == "dup").unwrap();
+    assert_eq!((dup.step, dup.value), (8, 1.5));
+    assert!(
+        data.tags
+            .iter()
+            .any(|t| t.key == "batch" && t.value == "retried")
+    );
     assert_code(
         env.metric(&run, "bad*", 1.0, 1, 0).await,
         ErrorCode::InvalidParameterValue,
