@@ -50,6 +50,22 @@ fn assert_code<T: std::fmt::Debug>(result: Result<T, ApiError>, code: ErrorCode)
 }
 
 impl Env {
+    /// A metric's whole history (one page).
+    async fn history(&self, run: &str, key: &str) -> Vec<pb::Metric> {
+        self.api
+            .get_metric_history(
+                &self.ctx,
+                pb::GetMetricHistoryRequest {
+                    run_id: run.to_string(),
+                    metric_key: key.to_string(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .metrics
+    }
+
     /// Reads a metric's whole history, `max_results` per page (0 = all at
     /// once), following page tokens; one entry per page.
     async fn history_pages(&self, run: &str, key: &str, max_results: i32) -> Vec<Vec<pb::Metric>> {
@@ -1047,19 +1063,7 @@ pub async fn metrics_history_and_latest(backend: Backend) {
         )
         .await
         .unwrap();
-    let history = env
-        .api
-        .get_metric_history(
-            &env.ctx,
-            pb::GetMetricHistoryRequest {
-                run_id: run.clone(),
-                metric_key: "dup".into(),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap()
-        .metrics;
+    let history = env.history(&run, "dup").await;
     let mut points: Vec<(i64, i64, f64)> = history
         .iter()
         .map(|m| (m.step, m.timestamp, m.value))
@@ -1103,19 +1107,7 @@ pub async fn metrics_history_and_latest(backend: Backend) {
         )
         .await
         .unwrap();
-    let read = env
-        .api
-        .get_metric_history(
-            &env.ctx,
-            pb::GetMetricHistoryRequest {
-                run_id: run.clone(),
-                metric_key: "tricky".into(),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap()
-        .metrics;
+    let read = env.history(&run, "tricky").await;
     assert_eq!(
         read,
         vec![pb::Metric {
