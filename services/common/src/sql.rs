@@ -69,17 +69,6 @@ impl SqlBuilder {
         placeholders.join(", ")
     }
 
-    /// Binds a set of keys as ONE value and returns `{column} IN <set>`: a
-    /// Postgres array (`= ANY(CAST($n AS BIGINT[]))`) or, on SQLite, a JSON
-    /// array walked by `json_each`. One statement text for any number of keys,
-    /// so it is prepared once and never hits a bind-parameter limit (an
-    /// `IN ($1..$900)` list is a new statement per size and costs milliseconds
-    /// of planning on Postgres).
-    pub fn key_in(&mut self, dialect: Dialect, column: &str, keys: &[i64]) -> String {
-        let p = self.bind(Arg::Str(key_set_value(dialect, keys)));
-        key_set_condition(dialect, column, &p)
-    }
-
     /// Fetches rows as `O` on the typed Postgres pool for lookups by key
     /// (generic plans) when there is one, else on the `Any` reader; see
     /// [`crate::fetch_typed!`].
@@ -188,7 +177,12 @@ where
     query
 }
 
-/// `{column} IN <the key set bound at placeholder p>`; see [`SqlBuilder::key_in`].
+/// `{column} IN <the key set bound at placeholder p>`: a set of keys bound as
+/// ONE value, a Postgres array (`= ANY(CAST($n AS BIGINT[]))`) or, on SQLite,
+/// a JSON array walked by `json_each`. One statement text for any number of
+/// keys, so it is prepared once and never hits a bind-parameter limit (an
+/// `IN ($1..$900)` list is a new statement per size and costs milliseconds of
+/// planning on Postgres).
 pub fn key_set_condition(dialect: Dialect, column: &str, p: &str) -> String {
     match dialect {
         Dialect::Postgres => format!("{column} = ANY(CAST({p} AS BIGINT[]))"),
@@ -208,33 +202,6 @@ pub fn key_set_value(dialect: Dialect, keys: &[i64]) -> String {
         Dialect::Postgres => format!("{{{joined}}}"),
         Dialect::Sqlite => format!("[{joined}]"),
     }
-}
-
-/// A scalar sub-query returning the `(a, b)` string pairs selected by `inner`
-/// (which must name its two columns `a` and `b`) as one JSON text
-/// `[[a, b], ...]`, or NULL/`[]` when there are none: child rows (tags,
-/// aliases) travel inside their parent's row instead of costing a round trip
-/// of their own. Read back with [`parse_json_pairs`].
-pub fn json_pairs(dialect: Dialect, inner: &str) -> String {
-    match dialect {
-        Dialect::Postgres => {
-            format!("(SELECT CAST(json_agg(json_build_array(x.a, x.b)) AS TEXT) FROM ({inner}) x)")
-        }
-        Dialect::Sqlite => {
-            format!("(SELECT json_group_array(json_array(x.a, x.b)) FROM ({inner}) x)")
-        }
-    }
-}
-
-/// The pairs of a [`json_pairs`] column, sorted by their first element.
-pub fn parse_json_pairs(text: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
-    let Some(text) = text else {
-        return Ok(Vec::new());
-    };
-    let mut pairs: Vec<(String, String)> = serde_json::from_str(text)
-        .map_err(|e| ApiError::internal(format!("malformed aggregated rows: {e}")))?;
-    pairs.sort_unstable_by(|x, y| x.0.cmp(&y.0));
-    Ok(pairs)
 }
 
 /// The SQL spelling of a comparator (ILIKE is LIKE over lowered sides).

@@ -7,7 +7,8 @@
 //! Searches then read one column per result instead of joining tags, aliases
 //! and per-stage latest versions on every call (registries are read far more
 //! often than written). A NULL card (a row from before the cards migration,
-//! until `quiver migrate` fills it) is assembled from the tables instead.
+//! until `quiver migrate` fills it) is assembled from the tables by the same
+//! loaders that write cards ([`load_model`], [`load_versions`]).
 
 use std::collections::HashMap;
 
@@ -18,7 +19,7 @@ use quiver_common::sql::{db_error, key_set_condition, key_set_value};
 use quiver_proto::common::v1::KeyValue;
 use quiver_proto::registry::v1 as pb;
 use sqlx::any::AnyRow;
-use sqlx::{Any, AssertSqlSafe, Transaction};
+use sqlx::{Any, AnyConnection, AssertSqlSafe, Transaction};
 
 use super::rows::{self, MODEL_COLUMNS, VERSION_COLUMNS};
 
@@ -78,9 +79,10 @@ pub(crate) async fn refresh(
 }
 
 /// Versions of model `key` (`only` these numbers, or all) as complete
-/// messages with tags and aliases, in version order, read inside `tx`.
+/// messages with tags and aliases, in version order, read on `conn` (a write
+/// transaction, or a reader for rows without cards).
 pub(crate) async fn load_versions(
-    tx: &mut Transaction<'static, Any>,
+    conn: &mut AnyConnection,
     dialect: Dialect,
     key: i64,
     only: Option<&[i64]>,
@@ -95,7 +97,7 @@ pub(crate) async fn load_versions(
         None => String::new(),
     };
     let records: Vec<rows::VersionRecord> = fetch_for(
-        tx,
+        conn,
         format!(
             "SELECT {VERSION_COLUMNS} FROM model_versions v JOIN registered_models m ON m.model_key = v.model_key \
              WHERE v.model_key = $1{} ORDER BY v.version",
@@ -106,7 +108,7 @@ pub(crate) async fn load_versions(
     )
     .await?;
     let tags: Vec<(i64, String, String)> = fetch_for(
-        tx,
+        conn,
         format!(
             "SELECT version, key, value FROM model_version_tags WHERE model_key = $1{} ORDER BY version, key",
             filter("version")
@@ -116,7 +118,7 @@ pub(crate) async fn load_versions(
     )
     .await?;
     let aliases: Vec<(i64, String)> = fetch_for(
-        tx,
+        conn,
         format!(
             "SELECT version, alias FROM registered_model_aliases WHERE model_key = $1{} ORDER BY version, alias",
             filter("version")
@@ -148,9 +150,9 @@ pub(crate) async fn load_versions(
 }
 
 /// Rows of `sql` (over model `$1` and, when given, the version set `$2`),
-/// read inside `tx`.
+/// read on `conn`.
 async fn fetch_for<T>(
-    tx: &mut Transaction<'static, Any>,
+    conn: &mut AnyConnection,
     sql: String,
     key: i64,
     set: Option<&str>,
@@ -163,15 +165,15 @@ where
         Some(set) => query.bind(set.to_string()),
         None => query,
     }
-    .fetch_all(&mut **tx)
+    .fetch_all(conn)
     .await
     .map_err(db_error)
 }
 
 /// Model `key` as a complete message (tags, aliases, latest version per
-/// stage with its tags), read inside `tx`; `None` when it is gone.
-async fn load_model(
-    tx: &mut Transaction<'static, Any>,
+/// stage with its tags), read on `conn`; `None` when it is gone.
+pub(crate) async fn load_model(
+    conn: &mut AnyConnection,
     dialect: Dialect,
     key: i64,
 ) -> Result<Option<pb::RegisteredModel>, ApiError> {
@@ -179,7 +181,7 @@ async fn load_model(
         "SELECT {MODEL_COLUMNS} FROM registered_models m WHERE m.model_key = $1"
     )))
     .bind(key)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(&mut *conn)
     .await
     .map_err(db_error)?;
     let Some(row) = row else {
@@ -190,7 +192,7 @@ async fn load_model(
         "SELECT key, value FROM registered_model_tags WHERE model_key = $1 ORDER BY key",
     )
     .bind(key)
-    .fetch_all(&mut **tx)
+    .fetch_all(&mut *conn)
     .await
     .map_err(db_error)?
     .into_iter()
@@ -200,7 +202,7 @@ async fn load_model(
         "SELECT alias, version FROM registered_model_aliases WHERE model_key = $1 ORDER BY alias",
     )
     .bind(key)
-    .fetch_all(&mut **tx)
+    .fetch_all(&mut *conn)
     .await
     .map_err(db_error)?
     .into_iter()
@@ -211,14 +213,14 @@ async fn load_model(
     .collect();
     let tops: Vec<Option<i64>> = sqlx::query_scalar(LATEST_PER_STAGE)
         .bind(key)
-        .fetch_all(&mut **tx)
+        .fetch_all(&mut *conn)
         .await
         .map_err(db_error)?;
     let mut tops: Vec<i64> = tops.into_iter().flatten().collect();
     tops.sort_unstable();
     // A model's latest versions carry their tags, not their aliases (those
     // are listed on the model).
-    model.latest_versions = load_versions(tx, dialect, key, Some(&tops))
+    model.latest_versions = load_versions(conn, dialect, key, Some(&tops))
         .await?
         .into_iter()
         .map(|(_, mut version)| {

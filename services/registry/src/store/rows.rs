@@ -2,8 +2,8 @@
 //! values become API messages.
 
 use quiver_proto::registry::v1 as pb;
+use sqlx::Row;
 use sqlx::any::AnyRow;
-use sqlx::{Column, Row};
 
 /// Columns of a registered model (`m`).
 pub(crate) const MODEL_COLUMNS: &str = "m.model_key, m.name, m.creation_timestamp, m.last_updated_timestamp, \
@@ -50,34 +50,18 @@ pub(crate) fn registered_model(row: &AnyRow) -> Result<(i64, pb::RegisteredModel
     ))
 }
 
-/// A model version row read by name, from either pool (the typed Postgres
-/// one or `Any`): (model_key, version number, message without
-/// tags/aliases), plus `tags_json` when the statement selects it.
+/// A model version row ([`VERSION_COLUMNS`]): its number and its message
+/// without tags and aliases.
 pub(crate) struct VersionRecord {
-    pub key: i64,
     pub version: i64,
     pub message: pb::ModelVersion,
-    pub tags_json: Option<String>,
 }
 
-impl<'r, R> sqlx::FromRow<'r, R> for VersionRecord
-where
-    R: Row,
-    &'static str: sqlx::ColumnIndex<R>,
-    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
-    fn from_row(row: &'r R) -> Result<Self, sqlx::Error> {
+impl sqlx::FromRow<'_, AnyRow> for VersionRecord {
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
         let version: i64 = row.try_get("version")?;
         let status: String = row.try_get("status")?;
-        let tags_json = if row.columns().iter().any(|c| c.name() == "tags_json") {
-            row.try_get("tags_json")?
-        } else {
-            None
-        };
         Ok(VersionRecord {
-            key: row.try_get("model_key")?,
             version,
             message: pb::ModelVersion {
                 name: row.try_get("name")?,
@@ -97,7 +81,6 @@ where
                 model_id: row.try_get("model_id")?,
                 storage_location: row.try_get("storage_location")?,
             },
-            tags_json,
         })
     }
 }

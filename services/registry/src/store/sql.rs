@@ -4,23 +4,19 @@
 //! commit, so concurrent registrations (from any number of processes) get
 //! 1..N with no gaps or duplicates.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use quiver_common::db::{Database, Dialect, StatisticsRefresher};
 use quiver_common::fetch_typed;
-use quiver_common::sql::{
-    Arg, SqlBuilder, db_error, is_unique_violation, json_pairs, key_set_condition, key_set_value,
-    parse_json_pairs,
-};
+use quiver_common::sql::{db_error, is_unique_violation};
 use quiver_common::{ApiError, Namespace};
 use quiver_proto::common::v1::KeyValue;
 use quiver_proto::registry::v1 as pb;
-use sqlx::any::AnyRow;
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
 use super::cards::{self, Changed};
-use super::rows::{self, MODEL_COLUMNS, STATUS_READY, VERSION_COLUMNS};
+use super::rows::STATUS_READY;
 use super::{
     NewModelVersion, NewRegisteredModel, RegistryQuery, RegistryStore, Stage, model_not_found,
     search_sql, version_not_found,
@@ -41,8 +37,6 @@ fn row_error(error: sqlx::Error) -> ApiError {
 fn already_exists(name: &str) -> ApiError {
     ApiError::already_exists(format!("Registered Model (name={name}) already exists."))
 }
-
-type VersionRow = (i64, i64, pb::ModelVersion);
 
 impl SqlRegistryStore {
     /// Creates a store over an open, migrated database.
@@ -135,16 +129,7 @@ impl SqlRegistryStore {
         namespace: &Namespace,
         name: &str,
     ) -> Result<i64, ApiError> {
-        let lock = self.row_lock();
-        sqlx::query_scalar(AssertSqlSafe(format!(
-            "SELECT model_key FROM registered_models WHERE namespace = $1 AND name = $2{lock}"
-        )))
-        .bind(namespace.as_str())
-        .bind(name)
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(db_error)?
-        .ok_or_else(|| model_not_found(name))
+        model_key(&mut **tx, namespace, name, self.row_lock()).await
     }
 
     /// What a `SELECT` of a model's row appends to lock it until commit.
@@ -169,7 +154,7 @@ impl SqlRegistryStore {
 
     /// The model's key, for reads.
     async fn key(&self, namespace: &Namespace, name: &str) -> Result<i64, ApiError> {
-        model_key(&self.db.reader, namespace, name).await
+        model_key(&self.db.reader, namespace, name, "").await
     }
 
     /// Checks that a version exists inside a write transaction.
@@ -192,225 +177,14 @@ impl SqlRegistryStore {
             .ok_or_else(|| version_not_found(name, version))
     }
 
-    /// Completes registered-model rows with tags, aliases and latest versions.
-    async fn complete_models(
+    /// A version from its card, or assembled from the tables when it has
+    /// none yet; `None` when there is no such version.
+    async fn fetch_version(
         &self,
-        rows: Vec<AnyRow>,
-    ) -> Result<Vec<pb::RegisteredModel>, ApiError> {
-        let mut models = Vec::with_capacity(rows.len());
-        for row in &rows {
-            models.push(rows::registered_model(row).map_err(row_error)?);
-        }
-        let keys: Vec<i64> = models.iter().map(|(key, _)| *key).collect();
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        // Independent reads, issued together.
-        let (mut tags, mut aliases, mut latest) = tokio::try_join!(
-            self.model_tags(&keys),
-            self.model_aliases(&keys),
-            self.latest_versions(&keys),
-        )?;
-        Ok(models
-            .into_iter()
-            .map(|(key, mut model)| {
-                model.tags = tags.remove(&key).unwrap_or_default();
-                model.aliases = aliases.remove(&key).unwrap_or_default();
-                model.latest_versions = latest.remove(&key).unwrap_or_default();
-                model
-            })
-            .collect())
-    }
-
-    async fn model_tags(&self, keys: &[i64]) -> Result<HashMap<i64, Vec<KeyValue>>, ApiError> {
-        let dialect = self.db.dialect;
-        let rows = fetch_typed!(
-            &self.db,
-            (i64, String, String),
-            format!(
-                "SELECT model_key, key, value FROM registered_model_tags WHERE {} ORDER BY model_key, key",
-                key_set_condition(dialect, "model_key", "$1")
-            ),
-            key_set_value(dialect, keys)
-        )
-        .map_err(row_error)?;
-        let mut out: HashMap<i64, Vec<KeyValue>> = HashMap::new();
-        for (model, key, value) in rows {
-            out.entry(model).or_default().push(KeyValue { key, value });
-        }
-        Ok(out)
-    }
-
-    async fn model_aliases(
-        &self,
-        keys: &[i64],
-    ) -> Result<HashMap<i64, Vec<pb::RegisteredModelAlias>>, ApiError> {
-        let dialect = self.db.dialect;
-        let rows = fetch_typed!(
-            &self.db,
-            (i64, String, i64),
-            format!(
-                "SELECT model_key, alias, version FROM registered_model_aliases WHERE {} ORDER BY model_key, alias",
-                key_set_condition(dialect, "model_key", "$1")
-            ),
-            key_set_value(dialect, keys)
-        )
-        .map_err(row_error)?;
-        let mut out: HashMap<i64, Vec<pb::RegisteredModelAlias>> = HashMap::new();
-        for (model, alias, version) in rows {
-            out.entry(model)
-                .or_default()
-                .push(pb::RegisteredModelAlias {
-                    alias,
-                    version: version.to_string(),
-                });
-        }
-        Ok(out)
-    }
-
-    /// The highest version per stage of each model, in version order, with
-    /// tags: one statement (for models whose cards are not written yet).
-    async fn latest_versions(
-        &self,
-        keys: &[i64],
-    ) -> Result<HashMap<i64, Vec<pb::ModelVersion>>, ApiError> {
-        let dialect = self.db.dialect;
-        let mut sql = SqlBuilder::new();
-        // The models are `m` (Postgres) or `t` (SQLite) below.
-        let alias = match dialect {
-            Dialect::Postgres => "m",
-            Dialect::Sqlite => "t",
-        };
-        if keys.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let selected = sql.key_in(dialect, &format!("{alias}.model_key"), keys);
-        let tags = json_pairs(
-            dialect,
-            "SELECT g.key AS a, g.value AS b FROM model_version_tags g \
-             WHERE g.model_key = v.model_key AND g.version = v.version",
-        );
-        // Per (model, stage), one probe of the (model_key, current_stage,
-        // version DESC) index for the top version: a few hundred index
-        // lookups instead of a pass over every version.
-        const STAGES: &str = "(SELECT 'None' AS stage UNION ALL SELECT 'Staging' \
-             UNION ALL SELECT 'Production' UNION ALL SELECT 'Archived') s";
-        sql.push(&match dialect {
-            // The probe returns the row itself (LATERAL ... LIMIT 1): half
-            // the lookups of "top version number, then the row by key".
-            Dialect::Postgres => format!(
-                "SELECT {VERSION_COLUMNS}, {tags} AS tags_json \
-                 FROM registered_models m CROSS JOIN {STAGES} \
-                 CROSS JOIN LATERAL (SELECT * FROM model_versions v2 \
-                   WHERE v2.model_key = m.model_key AND v2.current_stage = s.stage \
-                   ORDER BY v2.version DESC LIMIT 1) v \
-                 WHERE {selected} \
-                 ORDER BY v.model_key, v.version"
-            ),
-            // SQLite has no LATERAL: the top version number per (model,
-            // stage), then the row by key.
-            Dialect::Sqlite => format!(
-                "SELECT {VERSION_COLUMNS}, {tags} AS tags_json FROM \
-                 (SELECT t.model_key AS k, \
-                    (SELECT MAX(v2.version) FROM model_versions v2 \
-                     WHERE v2.model_key = t.model_key AND v2.current_stage = s.stage) AS top \
-                  FROM registered_models t CROSS JOIN {STAGES} \
-                  WHERE {selected}) l \
-                 JOIN model_versions v ON v.model_key = l.k AND v.version = l.top \
-                 JOIN registered_models m ON m.model_key = v.model_key \
-                 ORDER BY v.model_key, v.version"
-            ),
-        });
-        let mut out: HashMap<i64, Vec<pb::ModelVersion>> = HashMap::new();
-        for record in sql.fetch_as::<rows::VersionRecord>(&self.db).await? {
-            let mut version = record.message;
-            version.tags = parse_json_pairs(record.tags_json.as_deref())?
-                .into_iter()
-                .map(|(key, value)| KeyValue { key, value })
-                .collect();
-            out.entry(record.key).or_default().push(version);
-        }
-        Ok(out)
-    }
-
-    /// Completes version rows with tags (and aliases when asked).
-    async fn complete_versions(
-        &self,
-        records: Vec<rows::VersionRecord>,
-        with_aliases: bool,
-    ) -> Result<Vec<VersionRow>, ApiError> {
-        let mut versions: Vec<VersionRow> = records
-            .into_iter()
-            .map(|r| (r.key, r.version, r.message))
-            .collect();
-        if versions.is_empty() {
-            return Ok(versions);
-        }
-        let ids: Vec<(i64, i64)> = versions.iter().map(|(k, v, _)| (*k, *v)).collect();
-        let (mut tags, mut aliases) = tokio::try_join!(
-            self.version_children(&ids, "model_version_tags", "key, value"),
-            async {
-                if with_aliases {
-                    self.version_children(&ids, "registered_model_aliases", "alias, alias AS value")
-                        .await
-                } else {
-                    Ok(HashMap::new())
-                }
-            },
-        )?;
-        for (key, version, message) in &mut versions {
-            if let Some(found) = tags.remove(&(*key, *version)) {
-                message.tags = found;
-            }
-            if let Some(found) = aliases.remove(&(*key, *version)) {
-                message.aliases = found.into_iter().map(|kv| kv.value).collect();
-            }
-        }
-        Ok(versions)
-    }
-
-    /// Rows of a per-version child table (tags or aliases), grouped.
-    async fn version_children(
-        &self,
-        ids: &[(i64, i64)],
-        table: &str,
-        columns: &str,
-    ) -> Result<HashMap<(i64, i64), Vec<KeyValue>>, ApiError> {
-        let mut out: HashMap<(i64, i64), Vec<KeyValue>> = HashMap::new();
-        let wanted: std::collections::HashSet<(i64, i64)> = ids.iter().copied().collect();
-        let mut keys: Vec<i64> = ids.iter().map(|(key, _)| *key).collect();
-        let mut numbers: Vec<i64> = ids.iter().map(|(_, version)| *version).collect();
-        keys.sort_unstable();
-        keys.dedup();
-        numbers.sort_unstable();
-        numbers.dedup();
-        let dialect = self.db.dialect;
-        // Two key sets (one statement text for any page, cheap to plan, unlike
-        // a long row-value IN); rows of versions not on this page are dropped.
-        let rows = fetch_typed!(
-            &self.db,
-            (i64, i64, String, String),
-            format!(
-                "SELECT model_key, version, {columns} FROM {table} WHERE {} AND {} \
-                 ORDER BY model_key, version, 3",
-                key_set_condition(dialect, "model_key", "$1"),
-                key_set_condition(dialect, "version", "$2"),
-            ),
-            key_set_value(dialect, &keys),
-            key_set_value(dialect, &numbers)
-        )
-        .map_err(row_error)?;
-        for (model, version, key, value) in rows {
-            let id = (model, version);
-            if wanted.contains(&id) {
-                out.entry(id).or_default().push(KeyValue { key, value });
-            }
-        }
-        Ok(out)
-    }
-
-    async fn fetch_version(&self, key: i64, version: i64) -> Result<Option<VersionRow>, ApiError> {
-        let card: Option<Option<Vec<u8>>> = fetch_typed!(
+        key: i64,
+        version: i64,
+    ) -> Result<Option<pb::ModelVersion>, ApiError> {
+        let card = fetch_typed!(
             &self.db,
             (Option<Vec<u8>>,),
             "SELECT card FROM model_versions WHERE model_key = $1 AND version = $2".to_string(),
@@ -419,34 +193,34 @@ impl SqlRegistryStore {
         )
         .map_err(row_error)?
         .into_iter()
-        .next()
-        .map(|(card,)| card);
+        .next();
         match card {
             None => Ok(None),
-            Some(Some(card)) => Ok(Some((key, version, cards::version(&card)?))),
-            Some(None) => self.version_from_tables(key, version).await,
+            Some((Some(card),)) => cards::version(&card).map(Some),
+            Some((None,)) => self.assembled_version(key, version).await,
         }
     }
 
     /// A version assembled from the tables (its card is not written yet).
-    async fn version_from_tables(
+    async fn assembled_version(
         &self,
         key: i64,
         version: i64,
-    ) -> Result<Option<VersionRow>, ApiError> {
-        let mut sql = SqlBuilder::new();
-        let k = sql.bind(Arg::I64(key));
-        let v = sql.bind(Arg::I64(version));
-        sql.push(&format!(
-            "SELECT {VERSION_COLUMNS} FROM model_versions v JOIN registered_models m ON m.model_key = v.model_key \
-             WHERE v.model_key = {k} AND v.version = {v}"
-        ));
-        let records = sql.fetch_as(&self.db).await?;
-        Ok(self
-            .complete_versions(records, true)
-            .await?
-            .into_iter()
-            .next())
+    ) -> Result<Option<pb::ModelVersion>, ApiError> {
+        let mut conn = self.db.reader.acquire().await.map_err(db_error)?;
+        Ok(
+            cards::load_versions(&mut conn, self.db.dialect, key, Some(&[version]))
+                .await?
+                .into_iter()
+                .next()
+                .map(|(_, message)| message),
+        )
+    }
+
+    /// A model assembled from the tables (its card is not written yet).
+    async fn assembled_model(&self, key: i64) -> Result<Option<pb::RegisteredModel>, ApiError> {
+        let mut conn = self.db.reader.acquire().await.map_err(db_error)?;
+        cards::load_model(&mut conn, self.db.dialect, key).await
     }
 
     async fn stored_version(
@@ -456,11 +230,9 @@ impl SqlRegistryStore {
         version: i64,
     ) -> Result<pb::ModelVersion, ApiError> {
         let key = self.key(namespace, name).await?;
-        let (_, _, version) = self
-            .fetch_version(key, version)
+        self.fetch_version(key, version)
             .await?
-            .ok_or_else(|| version_not_found(name, version))?;
-        Ok(version)
+            .ok_or_else(|| version_not_found(name, version))
     }
 
     async fn model_by_key(&self, key: i64) -> Result<pb::RegisteredModel, ApiError> {
@@ -472,53 +244,34 @@ impl SqlRegistryStore {
         )
         .map_err(row_error)?
         .into_iter()
-        .next()
-        .ok_or_else(|| ApiError::internal("registered model vanished"))?;
+        .next();
         match card {
-            (Some(card),) => cards::model(&card),
-            (None,) => self
-                .models_from_tables(&[key])
+            Some((Some(card),)) => cards::model(&card),
+            _ => self
+                .assembled_model(key)
                 .await?
-                .remove(&key)
                 .ok_or_else(|| ApiError::internal("registered model vanished")),
         }
     }
-
-    /// Models assembled from the tables (their cards are not written yet).
-    async fn models_from_tables(
-        &self,
-        keys: &[i64],
-    ) -> Result<HashMap<i64, pb::RegisteredModel>, ApiError> {
-        let mut sql = SqlBuilder::new();
-        let selected = sql.key_in(self.db.dialect, "m.model_key", keys);
-        sql.push(&format!(
-            "SELECT {MODEL_COLUMNS} FROM registered_models m WHERE {selected}"
-        ));
-        let rows = sql.fetch_all(&self.db.reader).await?;
-        let mut keys = Vec::with_capacity(rows.len());
-        for row in &rows {
-            keys.push(row.try_get::<i64, _>("model_key").map_err(row_error)?);
-        }
-        Ok(keys
-            .into_iter()
-            .zip(self.complete_models(rows).await?)
-            .collect())
-    }
 }
 
-/// A registered model's key by name; 404 when there is none.
+/// A registered model's key by name; 404 when there is none. `lock` is
+/// appended to the `SELECT` (see `SqlRegistryStore::row_lock`).
 async fn model_key<'e, E: sqlx::Executor<'e, Database = Any>>(
     executor: E,
     namespace: &Namespace,
     name: &str,
+    lock: &str,
 ) -> Result<i64, ApiError> {
-    sqlx::query_scalar("SELECT model_key FROM registered_models WHERE namespace = $1 AND name = $2")
-        .bind(namespace.as_str())
-        .bind(name)
-        .fetch_optional(executor)
-        .await
-        .map_err(db_error)?
-        .ok_or_else(|| model_not_found(name))
+    sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT model_key FROM registered_models WHERE namespace = $1 AND name = $2{lock}"
+    )))
+    .bind(namespace.as_str())
+    .bind(name)
+    .fetch_optional(executor)
+    .await
+    .map_err(db_error)?
+    .ok_or_else(|| model_not_found(name))
 }
 
 async fn insert_tags(
@@ -700,25 +453,14 @@ impl RegistryStore for SqlRegistryStore {
         let mut rows: Vec<(i64, Option<Vec<u8>>)> = sql.search_as(&self.db).await?;
         let more = rows.len() as i64 > query.limit;
         rows.truncate(usize::try_from(query.limit).unwrap_or(usize::MAX));
-        let missing: Vec<i64> = rows
-            .iter()
-            .filter(|(_, card)| card.is_none())
-            .map(|(key, _)| *key)
-            .collect();
-        let mut assembled = if missing.is_empty() {
-            HashMap::new()
-        } else {
-            self.models_from_tables(&missing).await?
-        };
-        let models = rows
-            .into_iter()
-            .map(|(key, card)| match card {
-                Some(card) => cards::model(&card),
-                None => assembled
-                    .remove(&key)
-                    .ok_or_else(|| ApiError::internal("registered model vanished")),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut models = Vec::with_capacity(rows.len());
+        for (key, card) in rows {
+            match card {
+                Some(card) => models.push(cards::model(&card)?),
+                // Deleted since the search: left out, as a later search would.
+                None => models.extend(self.assembled_model(key).await?),
+            }
+        }
         Ok((models, more))
     }
 
@@ -1063,11 +805,7 @@ impl RegistryStore for SqlRegistryStore {
             match card {
                 Some(card) => versions.push(cards::version(&card)?),
                 // Deleted since the search: left out, as a later search would.
-                None => versions.extend(
-                    self.version_from_tables(key, version)
-                        .await?
-                        .map(|(_, _, message)| message),
-                ),
+                None => versions.extend(self.assembled_version(key, version).await?),
             }
         }
         Ok((versions, more))
