@@ -32,6 +32,7 @@ pub enum Arg {
     F64(f64),
     Str(String),
     OptStr(Option<String>),
+    Bytes(Vec<u8>),
 }
 
 /// SQL text plus its arguments, numbered as they are bound.
@@ -121,6 +122,7 @@ impl SqlBuilder {
                 Arg::F64(value) => query.bind(value),
                 Arg::Str(value) => query.bind(value),
                 Arg::OptStr(value) => query.bind(value),
+                Arg::Bytes(value) => query.bind(value),
             };
         }
         query
@@ -165,6 +167,7 @@ where
     f64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Vec<u8>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
     for arg in args {
         query = match arg {
@@ -172,6 +175,7 @@ where
             Arg::F64(value) => query.bind(value),
             Arg::Str(value) => query.bind(value),
             Arg::OptStr(value) => query.bind(value),
+            Arg::Bytes(value) => query.bind(value),
         };
     }
     query

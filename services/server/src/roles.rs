@@ -85,6 +85,13 @@ async fn apply_migrations(db: &Database, tracking: bool, registry: bool) -> anyh
         db.migrate("tracking", quiver_tracking::migrations(db.dialect))
             .await
             .context("applying tracking migrations")?;
+        let moved = quiver_tracking::store::sql::convert_legacy_history(db)
+            .await
+            .map_err(|error| anyhow::anyhow!(error.message))
+            .context("moving metric history into chunks")?;
+        if moved > 0 {
+            tracing::info!(points = moved, "metric history moved into chunks");
+        }
     }
     if registry {
         db.migrate("registry", quiver_registry::migrations(db.dialect))

@@ -32,6 +32,10 @@ pub const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
         4,
         include_str!("../migrations/postgres/0004_metric_extras.sql"),
     ),
+    (
+        5,
+        include_str!("../migrations/postgres/0005_metric_chunks.sql"),
+    ),
 ];
 /// The embedded migrations, per backend: (version, SQL).
 pub const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
@@ -44,6 +48,10 @@ pub const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (
         4,
         include_str!("../migrations/sqlite/0004_metric_extras.sql"),
+    ),
+    (
+        5,
+        include_str!("../migrations/sqlite/0005_metric_chunks.sql"),
     ),
 ];
 

@@ -489,6 +489,9 @@ pub async fn experiment_search(backend: Backend) {
     let env = env(backend).await;
     for name in ["alpha", "beta", "gamma", "Alphabet"] {
         env.experiment(name).await;
+        // Distinct creation times: the default order is newest first, and
+        // experiments created within one millisecond tie (then id ascending).
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
     }
     let gamma = env
         .api
@@ -2106,6 +2109,138 @@ pub async fn concurrent_small_writes(backend: Backend) {
     assert!(foreign.data.unwrap().metrics.is_empty());
 }
 
+/// Points logged in any order, over many writes whose steps overlap, some
+/// logged twice: every page size reads each point once, in history order.
+/// History rows logged by builds before chunked storage (the old `metrics`
+/// table) are moved into chunks by `convert_legacy_history` and read the same.
+pub async fn history_across_overlapping_writes(backend: Backend) {
+    let env = env(backend).await;
+    let exp = env.experiment("e").await;
+    let run = env.run(&exp, "r", 1).await;
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move |bound: u64| {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 33) % bound
+    };
+    let mut expected: Vec<(i64, i64, f64)> = Vec::new();
+    for write in 0..12 {
+        let size = 1 + next(60) as usize;
+        let points: Vec<pb::Metric> = (0..size)
+            .map(|_| pb::Metric {
+                key: "k".into(),
+                step: next(150) as i64,
+                timestamp: next(3) as i64,
+                value: next(4) as f64 / 2.0,
+                ..Default::default()
+            })
+            .collect();
+        expected.extend(points.iter().map(|m| (m.step, m.timestamp, m.value)));
+        if write % 4 == 3 {
+            // One by one (on Postgres, through the group commit).
+            for point in points {
+                env.metric(&run, "k", point.value, point.timestamp, point.step)
+                    .await
+                    .unwrap();
+            }
+        } else {
+            env.api
+                .log_batch(
+                    &env.ctx,
+                    pb::LogBatchRequest {
+                        run_id: run.clone(),
+                        metrics: points,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+        }
+    }
+    expected.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    expected.dedup();
+    assert!(expected.len() > 100, "{} distinct points", expected.len());
+    let read = |pages: Vec<Vec<pb::Metric>>| -> Vec<(i64, i64, f64)> {
+        pages
+            .into_iter()
+            .flatten()
+            .map(|m| (m.step, m.timestamp, m.value))
+            .collect()
+    };
+    for max_results in [0, 1, 7, 64, 1000] {
+        let pages = env.history_pages(&run, "k", max_results).await;
+        if max_results > 0 {
+            assert!(pages.iter().all(|p| p.len() <= max_results as usize));
+        }
+        assert_eq!(read(pages), expected, "max_results {max_results}");
+    }
+    let latest = env.get_run(&run).await.data.unwrap().metrics;
+    let (step, timestamp, value) = *expected.last().unwrap();
+    assert!(
+        latest
+            .iter()
+            .any(|m| (m.step, m.timestamp, m.value) == (step, timestamp, value))
+    );
+
+    // Rows in the old one-row-per-point table: one repeats a chunked point,
+    // one carries a model, one is NaN.
+    let db = &env._guard.database;
+    let run_key: i64 = sqlx::query_scalar("SELECT run_key FROM runs WHERE run_uuid = $1")
+        .bind(&run)
+        .fetch_one(&db.writer)
+        .await
+        .unwrap();
+    let (step, timestamp, value) = expected[0];
+    for (key, step, timestamp, value, is_nan, model) in [
+        ("k", step, timestamp, value, 0i64, None),
+        ("k", 500, 1, 9.0, 0, Some("m-1")),
+        ("k", 501, 1, 0.0, 1, None),
+        ("old", 1, 1, 1.0, 0, None),
+    ] {
+        sqlx::query(
+            "INSERT INTO metrics (run_key, key, step, timestamp, value, is_nan, model_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(run_key)
+        .bind(key)
+        .bind(step)
+        .bind(timestamp)
+        .bind(value)
+        .bind(is_nan)
+        .bind(model)
+        .execute(&db.writer)
+        .await
+        .unwrap();
+    }
+    let moved = quiver_tracking::store::sql::convert_legacy_history(db)
+        .await
+        .unwrap();
+    assert_eq!(moved, 4);
+    assert_eq!(
+        quiver_tracking::store::sql::convert_legacy_history(db)
+            .await
+            .unwrap(),
+        0
+    );
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM metrics")
+        .fetch_one(&db.writer)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+    let history = env.history(&run, "k").await;
+    assert_eq!(history.len(), expected.len() + 2);
+    let tail: Vec<(i64, String, bool)> = history[expected.len()..]
+        .iter()
+        .map(|m| (m.step, m.model_id.clone(), m.value.is_nan()))
+        .collect();
+    assert_eq!(
+        tail,
+        vec![(500, "m-1".to_string(), false), (501, String::new(), true)]
+    );
+    assert_eq!(env.history(&run, "old").await.len(), 1);
+}
+
 macro_rules! conformance_suite {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -2132,6 +2267,7 @@ conformance_suite!(
     run_lifecycle,
     params_and_tags,
     metrics_history_and_latest,
+    history_across_overlapping_writes,
     run_search,
     datasets_and_models,
     namespaces_are_isolated,

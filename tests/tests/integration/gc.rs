@@ -58,7 +58,7 @@ const MODEL_TABLES: [&str; 4] = [
 
 /// Tables keyed by `run_key` that hold a run's data.
 const RUN_TABLES: &[&str] = &[
-    "metrics",
+    "metric_chunks",
     "latest_metrics",
     "params",
     "tags",

@@ -136,6 +136,9 @@ fn gc_experiment_row(row: &AnyRow) -> Result<GcExperiment, ApiError> {
 /// Children of one run and the run itself, by `run_key` (`$1`), which the
 /// transaction has just looked up in the namespace.
 const RUN_ROWS: &[&str] = &[
+    "DELETE FROM metric_chunks WHERE run_key = $1",
+    // Empty once migrations ran (`sql::convert_legacy_history`); rows a
+    // process of an older build wrote there since go with their run.
     "DELETE FROM metrics WHERE run_key = $1",
     "DELETE FROM latest_metrics WHERE run_key = $1",
     "DELETE FROM params WHERE run_key = $1",
@@ -150,6 +153,7 @@ const RUN_ROWS: &[&str] = &[
 /// Everything below one experiment and the experiment itself (`$1`
 /// namespace, `$2` experiment id), children before parents.
 const EXPERIMENT_ROWS: &[&str] = &[
+    "DELETE FROM metric_chunks WHERE run_key IN (SELECT run_key FROM runs WHERE namespace = $1 AND experiment_id = $2)",
     "DELETE FROM metrics WHERE run_key IN (SELECT run_key FROM runs WHERE namespace = $1 AND experiment_id = $2)",
     "DELETE FROM latest_metrics WHERE run_key IN (SELECT run_key FROM runs WHERE namespace = $1 AND experiment_id = $2)",
     "DELETE FROM params WHERE run_key IN (SELECT run_key FROM runs WHERE namespace = $1 AND experiment_id = $2)",

@@ -22,9 +22,8 @@ use quiver_proto::common::v1::KeyValue;
 use quiver_proto::tracking::v1 as pb;
 
 use super::sql::{
-    Inserted, check_active, check_experiment_active, create_run_alone, experiment_not_found,
-    new_run_message, pg_array, pg_insert_metrics, pg_text, run_artifact_uri, run_not_found,
-    unique_tags, write_batch,
+    append_metrics, check_active, check_experiment_active, create_run_alone, experiment_not_found,
+    new_run_message, pg_array, pg_text, run_artifact_uri, run_not_found, unique_tags, write_batch,
 };
 use super::{Batch, MetricPoint, NewRun};
 use quiver_common::sql::db_error;
@@ -178,15 +177,7 @@ enum Outcome {
 }
 
 async fn commit(db: &Database, statistics: &StatisticsRefresher, jobs: Vec<Job>) {
-    // Points are inserted plainly first; one already stored voids the
-    // transaction, which is then written once more skipping such points.
-    let mut together = commit_together(db, &jobs, false).await;
-    if matches!(together, Ok(None)) {
-        together = commit_together(db, &jobs, true).await;
-    }
-    match together.and_then(|outcomes| {
-        outcomes.ok_or_else(|| ApiError::internal("a metric insert skipping stored points met one"))
-    }) {
+    match commit_together(db, &jobs).await {
         Ok(outcomes) => {
             let written: usize = jobs
                 .iter()
@@ -251,16 +242,10 @@ async fn commit(db: &Database, statistics: &StatisticsRefresher, jobs: Vec<Job>)
 }
 
 /// One transaction for all `jobs`: the outcome of each (its own error when
-/// its run or experiment cannot take it), or the transaction's error; `None`
-/// when a point was already stored and `skip_stored` is off (nothing was
-/// written). Runs are created before points are added (no point of this
+/// its run or experiment cannot take it), or the transaction's error. Runs are created before points are added (no point of this
 /// batch can be for a run of this batch: a run's id is known only once its
 /// creation answered).
-async fn commit_together(
-    db: &Database,
-    jobs: &[Job],
-    skip_stored: bool,
-) -> Result<Option<Vec<Outcome>>, ApiError> {
+async fn commit_together(db: &Database, jobs: &[Job]) -> Result<Vec<Outcome>, ApiError> {
     let mut tx = db.writer.begin().await.map_err(db_error)?;
     let mut outcomes: Vec<Option<Outcome>> = jobs.iter().map(|_| None).collect();
 
@@ -421,10 +406,8 @@ async fn commit_together(
                 Err(error) => outcomes[*i] = Some(Outcome::Metrics(Err(error))),
             }
         }
-        if !points.is_empty()
-            && pg_insert_metrics(&mut tx, &points, skip_stored).await? == Inserted::MetStored
-        {
-            return Ok(None);
+        if !points.is_empty() {
+            append_metrics(&mut tx, db.dialect, &points, true).await?;
         }
     }
     tx.commit().await.map_err(db_error)?;
@@ -440,19 +423,17 @@ async fn commit_together(
     }
     // Committed: from here on nothing may fail the batch (it would be
     // written a second time one by one).
-    Ok(Some(
-        outcomes
-            .into_iter()
-            .zip(jobs)
-            .map(|(outcome, job)| {
-                outcome.unwrap_or_else(|| {
-                    let error = ApiError::internal("a queued write got no answer");
-                    match job {
-                        Job::Metrics { .. } => Outcome::Metrics(Err(error)),
-                        Job::CreateRun { .. } => Outcome::CreateRun(Err(error)),
-                    }
-                })
+    Ok(outcomes
+        .into_iter()
+        .zip(jobs)
+        .map(|(outcome, job)| {
+            outcome.unwrap_or_else(|| {
+                let error = ApiError::internal("a queued write got no answer");
+                match job {
+                    Job::Metrics { .. } => Outcome::Metrics(Err(error)),
+                    Job::CreateRun { .. } => Outcome::CreateRun(Err(error)),
+                }
             })
-            .collect(),
-    ))
+        })
+        .collect())
 }

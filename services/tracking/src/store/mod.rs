@@ -10,6 +10,7 @@ use quiver_search::{Comparison, OrderBy};
 
 pub mod gc;
 mod group_commit;
+mod history;
 mod logged_model_search;
 pub mod logged_models;
 mod rows;

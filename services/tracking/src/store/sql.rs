@@ -12,6 +12,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
 use super::group_commit::GroupCommit;
+use super::history;
 use super::rows::{self, EXPERIMENT_COLUMNS, RUN_COLUMNS, db_error, is_unique_violation};
 use super::search_sql;
 use super::{
@@ -58,23 +59,16 @@ impl SqlTrackingStore {
         SqlTrackingStore {
             db,
             statistics: StatisticsRefresher::new(
-                // Not `metrics`: it is only read by primary key, and sampling
-                // a table of 10^8 points took half a second per ANALYZE.
+                // Not the history (`metric_chunks`): it is only read by key,
+                // and sampling a table of 10^8 points took half a second per
+                // ANALYZE; autovacuum keeps up with an insert-only table.
                 // latest_metrics is also vacuumed: every log-metric rewrites a
                 // row (never a HOT update, `value` is indexed), and a burst of
                 // them left run pages scanning ~100k dead versions (116 ms per
                 // page instead of 6) until autovacuum came by a minute later.
-                // `metrics` is vacuumed, not analyzed: history pages are
-                // index-only scans, which read the table row of every point
-                // whose page the visibility map does not mark all-visible yet;
-                // autovacuum gets to an insert-only table after 20% growth,
-                // so the newest runs, the ones looked at, were read at twice
-                // the cost. The vacuum reads only the pages written since the
-                // last one (70 ms after 1.8M points, 2 ms when nothing new).
                 &[
                     "ANALYZE runs, params, tags",
                     "VACUUM (ANALYZE) latest_metrics",
-                    "VACUUM metrics",
                 ],
             ),
             group_commit: GroupCommit::default(),
@@ -93,6 +87,27 @@ impl SqlTrackingStore {
 
     async fn begin(&self) -> Result<Transaction<'static, Any>, ApiError> {
         self.db.writer.begin().await.map_err(db_error)
+    }
+
+    /// The history chunks of (run, key) that hold steps in `start..=end`:
+    /// `(chunk, data)`.
+    async fn chunks_within(
+        &self,
+        run_key: i64,
+        key: &str,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<(i64, Vec<u8>)>, ApiError> {
+        let mut sql = SqlBuilder::new();
+        let rk = sql.bind(Arg::I64(run_key));
+        let k = sql.bind(Arg::Str(key.to_string()));
+        let s = sql.bind(Arg::I64(start));
+        let e = sql.bind(Arg::I64(end));
+        sql.push(&format!(
+            "SELECT chunk, data FROM metric_chunks WHERE run_key = {rk} AND key = {k} \
+             AND first_step <= {e} AND last_step >= {s}"
+        ));
+        sql.fetch_as(&self.db).await
     }
 
     async fn experiment_tags(
@@ -443,38 +458,24 @@ pub(crate) async fn write_batch(
     run_id: &str,
     batch: &Batch,
 ) -> Result<(), ApiError> {
-    // Points are inserted plainly first; one already stored voids the
-    // transaction, which is then written once more skipping such points.
-    for skip_stored in [false, true] {
-        let mut tx = db.writer.begin().await.map_err(db_error)?;
-        let run_key = active_run_key(&mut tx, namespace, run_id).await?;
-        if !batch.params.is_empty() {
-            insert_params(&mut tx, run_id, run_key, &batch.params, batch.single_param).await?;
-        }
-        if !batch.tags.is_empty() {
-            upsert_run_tags(&mut tx, run_key, &batch.tags, true).await?;
-        }
-        if !batch.metrics.is_empty() {
-            let inserted =
-                insert_metrics(&mut tx, db.dialect, run_key, &batch.metrics, skip_stored).await?;
-            if inserted == Inserted::MetStored {
-                continue;
-            }
-            if batch.metrics.iter().any(|m| m.model_id.is_some()) {
-                super::logged_models::insert_model_metrics(
-                    &mut tx,
-                    namespace,
-                    run_key,
-                    &batch.metrics,
-                )
-                .await?;
-            }
-        }
-        return tx.commit().await.map_err(db_error);
+    let mut tx = db.writer.begin().await.map_err(db_error)?;
+    let run_key = active_run_key(&mut tx, namespace, run_id).await?;
+    if !batch.params.is_empty() {
+        insert_params(&mut tx, run_id, run_key, &batch.params, batch.single_param).await?;
     }
-    Err(ApiError::internal(
-        "a metric insert skipping stored points met one",
-    ))
+    if !batch.tags.is_empty() {
+        upsert_run_tags(&mut tx, run_key, &batch.tags, true).await?;
+    }
+    if !batch.metrics.is_empty() {
+        let keyed: Vec<(i64, &super::MetricPoint)> =
+            batch.metrics.iter().map(|m| (run_key, m)).collect();
+        append_metrics(&mut tx, db.dialect, &keyed, true).await?;
+        if batch.metrics.iter().any(|m| m.model_id.is_some()) {
+            super::logged_models::insert_model_metrics(&mut tx, namespace, run_key, &batch.metrics)
+                .await?;
+        }
+    }
+    tx.commit().await.map_err(db_error)
 }
 
 /// Writes need an active run.
@@ -640,43 +641,42 @@ async fn insert_params(
     Err(ApiError::invalid(message))
 }
 
-/// Most metric rows in one INSERT: 1000 × 9 values stays under SQLite's
-/// 32,766 bound parameters (and Postgres's 65,535).
+/// Most chunk or latest rows in one SQLite INSERT: 1000 × 9 values stays
+/// under its 32,766 bound parameters.
 const METRIC_CHUNK: usize = 1000;
 
-fn push_metrics_insert(sql: &mut SqlBuilder, run_key: i64, metrics: &[&super::MetricPoint]) {
+fn push_chunks_insert(sql: &mut SqlBuilder, chunks: Vec<history::Chunk<'_>>) {
     sql.push(
-        "INSERT INTO metrics (run_key, key, step, timestamp, value, is_nan, model_id, dataset_name, dataset_digest) VALUES ",
+        "INSERT INTO metric_chunks (run_key, key, first_step, last_step, points, model_id, dataset_name, dataset_digest, data) VALUES ",
     );
-    for (i, m) in metrics.iter().enumerate() {
+    for (i, c) in chunks.into_iter().enumerate() {
         if i > 0 {
             sql.push(", ");
         }
         let values = [
-            sql.bind(Arg::I64(run_key)),
-            sql.bind(Arg::Str(m.key.clone())),
-            sql.bind(Arg::I64(m.step)),
-            sql.bind(Arg::I64(m.timestamp)),
-            sql.bind(Arg::F64(m.value)),
-            sql.bind(Arg::I64(i64::from(m.is_nan))),
-            sql.bind(Arg::OptStr(m.model_id.clone())),
-            sql.bind(Arg::OptStr(m.dataset_name.clone())),
-            sql.bind(Arg::OptStr(m.dataset_digest.clone())),
+            sql.bind(Arg::I64(c.run_key)),
+            sql.bind(Arg::Str(c.key.to_string())),
+            sql.bind(Arg::I64(c.first_step)),
+            sql.bind(Arg::I64(c.last_step)),
+            sql.bind(Arg::I64(c.points)),
+            sql.bind(Arg::OptStr(c.model_id.map(str::to_string))),
+            sql.bind(Arg::OptStr(c.dataset_name.map(str::to_string))),
+            sql.bind(Arg::OptStr(c.dataset_digest.map(str::to_string))),
+            sql.bind(Arg::Bytes(c.data)),
         ];
         sql.push(&format!("({})", values.join(", ")));
     }
-    sql.push(" ON CONFLICT DO NOTHING");
 }
 
 /// Upserts the latest value per key: max step, then timestamp, then value.
-fn push_latest_upsert(sql: &mut SqlBuilder, run_key: i64, latest: &[&super::MetricPoint]) {
+fn push_latest_upsert(sql: &mut SqlBuilder, latest: &[(i64, &super::MetricPoint)]) {
     sql.push("INSERT INTO latest_metrics (run_key, key, step, timestamp, value, is_nan) VALUES ");
-    for (i, m) in latest.iter().enumerate() {
+    for (i, (run_key, m)) in latest.iter().enumerate() {
         if i > 0 {
             sql.push(", ");
         }
         let values = [
-            sql.bind(Arg::I64(run_key)),
+            sql.bind(Arg::I64(*run_key)),
             sql.bind(Arg::Str(m.key.clone())),
             sql.bind(Arg::I64(m.step)),
             sql.bind(Arg::I64(m.timestamp)),
@@ -695,18 +695,13 @@ fn push_latest_upsert(sql: &mut SqlBuilder, run_key: i64, latest: &[&super::Metr
     );
 }
 
-/// Postgres: append history and upsert latest values from UNNESTed arrays;
-/// `$on_conflict` says what happens to a point already stored.
-macro_rules! pg_insert_metrics_sql {
-    ($on_conflict:literal) => {
-        concat!(
-            "WITH appended AS ( \
-    INSERT INTO metrics (run_key, key, step, timestamp, value, is_nan, model_id, dataset_name, dataset_digest) \
-    SELECT u.r, u.k, u.s, u.t, u.v, u.n, u.m, u.dn, u.dd \
-    FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::float8[], $6::bigint[], $7::text[], $8::text[], $9::text[]) \
-        AS u(r, k, s, t, v, n, m, dn, dd)",
-            $on_conflict,
-            ") \
+/// Postgres: appends history chunks and upserts latest values from UNNESTed
+/// arrays, in one constant statement (cached per connection).
+const PG_APPEND_METRICS: &str = "WITH appended AS ( \
+    INSERT INTO metric_chunks (run_key, key, first_step, last_step, points, model_id, dataset_name, dataset_digest, data) \
+    SELECT u.r, u.k, u.f, u.l, u.p, u.m, u.dn, u.dd, u.d \
+    FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::bytea[]) \
+        AS u(r, k, f, l, p, m, dn, dd, d)) \
   INSERT INTO latest_metrics (run_key, key, step, timestamp, value, is_nan) \
   SELECT l.r, l.k, l.s, l.t, l.v, l.n \
   FROM UNNEST($10::bigint[], $11::text[], $12::bigint[], $13::bigint[], $14::float8[], $15::bigint[]) AS l(r, k, s, t, v, n) \
@@ -715,30 +710,7 @@ macro_rules! pg_insert_metrics_sql {
   WHERE excluded.step > latest_metrics.step \
     OR (excluded.step = latest_metrics.step AND excluded.timestamp > latest_metrics.timestamp) \
     OR (excluded.step = latest_metrics.step AND excluded.timestamp = latest_metrics.timestamp \
-        AND excluded.value > latest_metrics.value)"
-        )
-    };
-}
-
-/// A plain insert: a point already stored fails the statement (a unique
-/// violation). Each row then costs one descent of the primary key, where
-/// `ON CONFLICT DO NOTHING` costs a checking descent, a speculative-insertion
-/// lock and the inserting descent: half the Postgres CPU of a 1000-point
-/// log-batch.
-const PG_INSERT_METRICS: &str = pg_insert_metrics_sql!("");
-/// The same, skipping points already stored (MLflow ignores a point logged
-/// twice): the second try, after [`PG_INSERT_METRICS`] met one.
-const PG_INSERT_METRICS_SKIPPING: &str = pg_insert_metrics_sql!(" ON CONFLICT DO NOTHING");
-
-/// Whether a metrics insert went in, or met a point already stored (its
-/// transaction is then aborted: write it again with `skip_stored`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Inserted {
-    /// Written.
-    Done,
-    /// A point was already stored; nothing of the transaction stands.
-    MetStored,
-}
+        AND excluded.value > latest_metrics.value)";
 
 /// A Postgres array literal (`{a,b}`) from already-encoded elements.
 pub(crate) fn pg_array(elements: impl Iterator<Item = String>) -> String {
@@ -792,49 +764,52 @@ fn newest_points<'a>(
         .collect()
 }
 
-/// Postgres: appends points of any number of runs to the history and updates
-/// their latest values in ONE constant statement (cached per connection; a
-/// data-modifying CTE over arrays passed as text literals and UNNESTed), so a
-/// log-metric, a 1000-point log-batch and a group commit of many runs' writes
-/// are each one round trip.
-pub(crate) async fn pg_insert_metrics(
+/// Appends points of any number of runs to the history (as chunks, see
+/// [`history`]) and, with `update_latest`, updates their latest values.
+/// On Postgres this is ONE constant statement over arrays passed as text
+/// literals and UNNESTed, so a log-metric, a 1000-point log-batch and a group
+/// commit of many runs' writes are each one round trip. A point already
+/// stored is stored again and collapsed when read: no insert here can meet a
+/// unique violation.
+pub(crate) async fn append_metrics(
     tx: &mut Transaction<'static, Any>,
+    dialect: Dialect,
     points: &[(i64, &super::MetricPoint)],
-    skip_stored: bool,
-) -> Result<Inserted, ApiError> {
-    let latest = newest_points(points);
-    let statement = if skip_stored {
-        PG_INSERT_METRICS_SKIPPING
+    update_latest: bool,
+) -> Result<(), ApiError> {
+    let chunks = history::chunks_of(points);
+    let latest = if update_latest {
+        newest_points(points)
     } else {
-        PG_INSERT_METRICS
+        Vec::new()
     };
-    let done = sqlx::query(statement)
-        .bind(pg_array(points.iter().map(|(r, _)| r.to_string())))
-        .bind(pg_array(points.iter().map(|(_, m)| pg_text(&m.key))))
-        .bind(pg_array(points.iter().map(|(_, m)| m.step.to_string())))
+    if dialect == Dialect::Sqlite {
+        let mut chunks = chunks.into_iter().peekable();
+        while chunks.peek().is_some() {
+            let mut sql = SqlBuilder::new();
+            push_chunks_insert(&mut sql, chunks.by_ref().take(METRIC_CHUNK).collect());
+            sql.execute(&mut **tx).await?;
+        }
+        for piece in latest.chunks(METRIC_CHUNK) {
+            let mut sql = SqlBuilder::new();
+            push_latest_upsert(&mut sql, piece);
+            sql.execute(&mut **tx).await?;
+        }
+        return Ok(());
+    }
+    sqlx::query(PG_APPEND_METRICS)
+        .bind(pg_array(chunks.iter().map(|c| c.run_key.to_string())))
+        .bind(pg_array(chunks.iter().map(|c| pg_text(c.key))))
+        .bind(pg_array(chunks.iter().map(|c| c.first_step.to_string())))
+        .bind(pg_array(chunks.iter().map(|c| c.last_step.to_string())))
+        .bind(pg_array(chunks.iter().map(|c| c.points.to_string())))
+        .bind(pg_array(chunks.iter().map(|c| pg_opt_text(c.model_id))))
+        .bind(pg_array(chunks.iter().map(|c| pg_opt_text(c.dataset_name))))
         .bind(pg_array(
-            points.iter().map(|(_, m)| m.timestamp.to_string()),
+            chunks.iter().map(|c| pg_opt_text(c.dataset_digest)),
         ))
         .bind(pg_array(
-            points.iter().map(|(_, m)| format!("{:e}", m.value)),
-        ))
-        .bind(pg_array(
-            points.iter().map(|(_, m)| i64::from(m.is_nan).to_string()),
-        ))
-        .bind(pg_array(
-            points
-                .iter()
-                .map(|(_, m)| pg_opt_text(m.model_id.as_deref())),
-        ))
-        .bind(pg_array(
-            points
-                .iter()
-                .map(|(_, m)| pg_opt_text(m.dataset_name.as_deref())),
-        ))
-        .bind(pg_array(
-            points
-                .iter()
-                .map(|(_, m)| pg_opt_text(m.dataset_digest.as_deref())),
+            chunks.iter().map(|c| history::pg_bytea_element(&c.data)),
         ))
         .bind(pg_array(latest.iter().map(|(r, _)| r.to_string())))
         .bind(pg_array(latest.iter().map(|(_, m)| pg_text(&m.key))))
@@ -849,42 +824,65 @@ pub(crate) async fn pg_insert_metrics(
             latest.iter().map(|(_, m)| i64::from(m.is_nan).to_string()),
         ))
         .execute(&mut **tx)
-        .await;
-    match done {
-        Ok(_) => Ok(Inserted::Done),
-        Err(error) if !skip_stored && is_unique_violation(&error) => Ok(Inserted::MetStored),
-        Err(error) => Err(db_error(error)),
-    }
+        .await
+        .map_err(db_error)?;
+    Ok(())
 }
 
-/// Appends one run's metric points to the history and updates its latest
-/// values (one statement on Postgres, see [`pg_insert_metrics`]).
-async fn insert_metrics(
-    tx: &mut Transaction<'static, Any>,
-    dialect: Dialect,
-    run_key: i64,
-    metrics: &[super::MetricPoint],
-    skip_stored: bool,
-) -> Result<Inserted, ApiError> {
-    let keyed: Vec<(i64, &super::MetricPoint)> = metrics.iter().map(|m| (run_key, m)).collect();
-    if dialect == Dialect::Postgres {
-        return pg_insert_metrics(tx, &keyed, skip_stored).await;
+/// Moves the points of the old `metrics` table (migrations before 0005 kept
+/// one row per point there) into `metric_chunks`, one (run, key) per
+/// transaction; returns the points moved. Run after the migrations, so a
+/// database upgraded in place keeps its history. Safe to run twice at once
+/// (two processes starting): a point moved twice is collapsed when read.
+pub async fn convert_legacy_history(db: &Database) -> Result<u64, ApiError> {
+    let mut moved = 0u64;
+    loop {
+        let next: Option<(i64, String)> =
+            sqlx::query_as("SELECT run_key, key FROM metrics ORDER BY run_key, key LIMIT 1")
+                .fetch_optional(&db.writer)
+                .await
+                .map_err(db_error)?;
+        let Some((run_key, key)) = next else {
+            return Ok(moved);
+        };
+        let mut tx = db.writer.begin().await.map_err(db_error)?;
+        let rows: Vec<rows::HistoryRow> = sqlx::query_as(
+            "SELECT step, timestamp, value, is_nan, model_id, dataset_name, dataset_digest \
+             FROM metrics WHERE run_key = $1 AND key = $2",
+        )
+        .bind(run_key)
+        .bind(&key)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let points: Vec<super::MetricPoint> = rows
+            .into_iter()
+            .map(
+                |(step, timestamp, value, is_nan, model_id, dataset_name, dataset_digest)| {
+                    super::MetricPoint {
+                        key: key.clone(),
+                        value,
+                        is_nan: is_nan != 0,
+                        timestamp,
+                        step,
+                        model_id,
+                        dataset_name,
+                        dataset_digest,
+                    }
+                },
+            )
+            .collect();
+        let keyed: Vec<(i64, &super::MetricPoint)> = points.iter().map(|m| (run_key, m)).collect();
+        append_metrics(&mut tx, db.dialect, &keyed, false).await?;
+        sqlx::query("DELETE FROM metrics WHERE run_key = $1 AND key = $2")
+            .bind(run_key)
+            .bind(&key)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        moved += points.len() as u64;
     }
-    let latest: Vec<&super::MetricPoint> =
-        newest_points(&keyed).into_iter().map(|(_, m)| m).collect();
-    let points: Vec<&super::MetricPoint> = metrics.iter().collect();
-    for chunk in points.chunks(METRIC_CHUNK) {
-        let mut sql = SqlBuilder::new();
-        push_metrics_insert(&mut sql, run_key, chunk);
-        sql.execute(&mut **tx).await?;
-    }
-    for chunk in latest.chunks(METRIC_CHUNK) {
-        let mut sql = SqlBuilder::new();
-        push_latest_upsert(&mut sql, run_key, chunk);
-        sql.execute(&mut **tx).await?;
-    }
-    // SQLite always skips points already stored (its inserts are cheap).
-    Ok(Inserted::Done)
 }
 
 /// A 64-bit FNV-1a digest, stable across processes (used to key input tag sets).
@@ -1411,75 +1409,44 @@ impl TrackingStore for SqlTrackingStore {
         let Some(run_key) = self.run_key(namespace, run_id).await? else {
             return Ok(None);
         };
-        // The page's points come from the primary key alone (an index-only
-        // scan); the few that carry a model or dataset are read apart, within
-        // the page's bounds, through their partial index.
-        let point = |p: &HistoryCursor| {
-            [
-                Arg::I64(p.step),
-                Arg::I64(p.timestamp),
-                Arg::F64(p.value),
-                Arg::I64(i64::from(p.is_nan)),
-            ]
-        };
-        let select = |columns: &str, extras: bool, last: Option<&HistoryCursor>| {
+        let after = after.map(|c| (c.step, c.timestamp, c.value, i64::from(c.is_nan)));
+        // The chunks that reach past the page's start, by first step (their
+        // bounds only, not their points); see `history::page_bound`.
+        let select = |columns: &str| {
             let mut sql = SqlBuilder::new();
             let rk = sql.bind(Arg::I64(run_key));
             let k = sql.bind(Arg::Str(key.to_string()));
             sql.push(&format!(
-                "SELECT {columns} FROM metrics WHERE run_key = {rk} AND key = {k}"
+                "SELECT {columns} FROM metric_chunks WHERE run_key = {rk} AND key = {k}"
             ));
-            if extras {
-                sql.push(&format!(" AND {}", rows::HISTORY_EXTRAS));
+            if let Some((step, ..)) = after {
+                let s = sql.bind(Arg::I64(step));
+                sql.push(&format!(" AND last_step >= {s}"));
             }
-            if let Some(cursor) = &after {
-                let bound = sql.bind_list(point(cursor));
-                sql.push(&format!(
-                    " AND (step, timestamp, value, is_nan) > ({bound})"
-                ));
-            }
-            if let Some(last) = last {
-                let bound = sql.bind_list(point(last));
-                sql.push(&format!(
-                    " AND (step, timestamp, value, is_nan) <= ({bound})"
-                ));
-            }
-            sql.push(" ORDER BY step, timestamp, value, is_nan");
             sql
         };
-        let mut page = select("step, timestamp, value, is_nan", false, None);
-        let l = page.bind(Arg::I64(limit));
-        page.push(&format!(" LIMIT {l}"));
-        let mut points = if self.db.pg.is_some() {
-            // Postgres: the page comes back packed into one value.
-            page.wrap(&format!("{} FROM (", rows::HISTORY_PACKED), ") p");
-            let packed = page.fetch_as::<rows::HistoryPacked>(&self.db).await?;
-            rows::history_points_from_packed(packed.into_iter().next().unwrap_or_default())?
-        } else {
-            page.fetch_as::<rows::HistoryPoint>(&self.db).await?
-        };
-        rows::order_points(&mut points);
-        let last = points.last();
-        let extras = match last {
-            Some(&(step, timestamp, value, is_nan)) => {
-                let last = HistoryCursor {
-                    step,
-                    timestamp,
-                    value,
-                    is_nan: is_nan != 0,
-                };
-                select(
-                    "step, timestamp, value, is_nan, model_id, dataset_name, dataset_digest",
-                    true,
-                    Some(&last),
-                )
-                .fetch_as::<rows::HistoryRow>(&self.db)
-                .await?
+        let mut want = limit.max(1);
+        loop {
+            let mut bounds = select("first_step, last_step, points");
+            let n = bounds.bind(Arg::I64(want));
+            // Every chunk holds a point: `want` chunks hold `want` points.
+            bounds.push(&format!(" ORDER BY first_step, chunk LIMIT {n}"));
+            let bounds = bounds.fetch_as::<history::ChunkBounds>(&self.db).await?;
+            let bound = history::page_bound(&bounds, want);
+            let mut chunks = select("chunk, model_id, dataset_name, dataset_digest, data");
+            if let Some(bound) = bound {
+                let b = chunks.bind(Arg::I64(bound));
+                chunks.push(&format!(" AND first_step <= {b}"));
             }
-            None => Vec::new(),
-        };
-        let rows = rows::history_rows(points, extras)?;
-        Ok(Some(rows::history_points(rows, key, run_id)))
+            let chunks = chunks.fetch_as::<history::ChunkRow>(&self.db).await?;
+            let page =
+                history::merge(&chunks, after.as_ref(), usize::try_from(limit).unwrap_or(0))?;
+            if bound.is_none() || page.len() as i64 >= limit {
+                return Ok(Some(rows::history_points(page, key, run_id)));
+            }
+            // Points before the page's start or logged twice: read further.
+            want = want.saturating_mul(2);
+        }
     }
 
     async fn metric_steps(
@@ -1492,23 +1459,14 @@ impl TrackingStore for SqlTrackingStore {
         let Some(run_key) = self.run_key(namespace, run_id).await? else {
             return Ok(Vec::new());
         };
-        let mut sql = SqlBuilder::new();
-        let rk = sql.bind(Arg::I64(run_key));
-        let k = sql.bind(Arg::Str(key.to_string()));
-        sql.push(&format!(
-            "SELECT DISTINCT step FROM metrics WHERE run_key = {rk} AND key = {k}"
-        ));
-        if let Some((start, end)) = range {
-            let s = sql.bind(Arg::I64(start));
-            let e = sql.bind(Arg::I64(end));
-            sql.push(&format!(" AND step >= {s} AND step <= {e}"));
-        }
-        sql.push(" ORDER BY step");
-        sql.fetch_all(&self.db.reader)
-            .await?
-            .iter()
-            .map(|row| get_i64(row, "step"))
-            .collect()
+        let (start, end) = range.unwrap_or((i64::MIN, i64::MAX));
+        let chunks = self.chunks_within(run_key, key, start, end).await?;
+        let mut steps: Vec<i64> = history::points_where(&chunks, |s| s >= start && s <= end)?
+            .into_iter()
+            .map(|point| point.0)
+            .collect();
+        steps.dedup();
+        Ok(steps)
     }
 
     async fn metric_points_at_steps(
@@ -1521,29 +1479,22 @@ impl TrackingStore for SqlTrackingStore {
         let Some(run_key) = self.run_key(namespace, run_id).await? else {
             return Ok(Vec::new());
         };
-        let mut metrics = Vec::new();
-        for chunk in steps.chunks(IN_CHUNK) {
-            let mut sql = SqlBuilder::new();
-            let rk = sql.bind(Arg::I64(run_key));
-            let k = sql.bind(Arg::Str(key.to_string()));
-            let list = sql.bind_list(chunk.iter().map(|s| Arg::I64(*s)));
-            sql.push(&format!(
-                "SELECT step, timestamp, value, is_nan FROM metrics WHERE run_key = {rk} AND key = {k} \
-                 AND step IN ({list}) ORDER BY step, timestamp, value"
-            ));
-            for row in sql.fetch_all(&self.db.reader).await? {
-                let value: f64 = row.try_get("value").map_err(db_error)?;
-                metrics.push(pb::Metric {
-                    key: key.to_string(),
-                    value: rows::metric_value(value, get_i64(&row, "is_nan")?),
-                    timestamp: get_i64(&row, "timestamp")?,
-                    step: get_i64(&row, "step")?,
-                    run_id: run_id.to_string(),
-                    ..Default::default()
-                });
-            }
-        }
-        Ok(metrics)
+        let (Some(first), Some(last)) = (steps.iter().min(), steps.iter().max()) else {
+            return Ok(Vec::new());
+        };
+        let wanted: std::collections::HashSet<i64> = steps.iter().copied().collect();
+        let chunks = self.chunks_within(run_key, key, *first, *last).await?;
+        Ok(history::points_where(&chunks, |s| wanted.contains(&s))?
+            .into_iter()
+            .map(|(step, timestamp, value, is_nan)| pb::Metric {
+                key: key.to_string(),
+                value: rows::metric_value(value, is_nan),
+                timestamp,
+                step,
+                run_id: run_id.to_string(),
+                ..Default::default()
+            })
+            .collect())
     }
 
     async fn search_runs(
