@@ -82,16 +82,34 @@ fn files_json(files: &[apb::FileInfo], prefix: &str) -> Value {
     json!({ "files": entries })
 }
 
+/// The answer to a request with a body: an error closes the connection
+/// (`Connection: close`). A request refused before its body was read leaves
+/// the rest of the body on the connection; the server then drops it after
+/// answering, and without the header a client sends its next request on a
+/// connection that is going away (and sees "connection aborted").
+fn closing_on_error(result: Result<Response, GatewayError>) -> Response {
+    result.unwrap_or_else(|error| {
+        let mut response = error.into_response();
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        response
+    })
+}
+
 async fn upload(
     State(s): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
     Path(path): Path<String>,
     request: Request,
-) -> Result<Json<Value>, GatewayError> {
-    s.artifacts
-        .upload(&ctx, &path, body_stream(request.into_body()))
-        .await?;
-    Ok(Json(json!({})))
+) -> Response {
+    closing_on_error(
+        s.artifacts
+            .upload(&ctx, &path, body_stream(request.into_body()))
+            .await
+            .map(|_| Json(json!({})).into_response())
+            .map_err(GatewayError::from),
+    )
 }
 
 /// Parses a single `Range: bytes=a-b` / `bytes=a-` header (suffix ranges and
@@ -264,13 +282,24 @@ async fn mpu_part(
     Extension(ctx): Extension<RequestContext>,
     Path((upload_id, part_number, path)): Path<(String, u64, String)>,
     request: Request,
+) -> Response {
+    closing_on_error(upload_part(&s, &ctx, &upload_id, part_number, &path, request).await)
+}
+
+async fn upload_part(
+    s: &AppState,
+    ctx: &RequestContext,
+    upload_id: &str,
+    part_number: u64,
+    path: &str,
+    request: Request,
 ) -> Result<Response, GatewayError> {
     let etag = s
         .artifacts
         .upload_part(
-            &ctx,
-            &path,
-            &upload_id,
+            ctx,
+            path,
+            upload_id,
             part_number,
             body_stream(request.into_body()),
         )
@@ -416,16 +445,24 @@ async fn upload_run_artifact(
     State(s): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
     request: Request,
-) -> Result<Json<Value>, GatewayError> {
+) -> Response {
+    closing_on_error(upload_to_run(&s, &ctx, request).await)
+}
+
+async fn upload_to_run(
+    s: &AppState,
+    ctx: &RequestContext,
+    request: Request,
+) -> Result<Response, GatewayError> {
     let params = Params::from_query(request.uri().query().unwrap_or(""));
-    let (root, _) = run_root(&s, &ctx, params.run_id()?).await?;
+    let (root, _) = run_root(s, ctx, params.run_id()?).await?;
     let path = params.required_str("path")?;
     s.artifacts
         .upload(
-            &ctx,
+            ctx,
             &format!("{root}/{path}"),
             body_stream(request.into_body()),
         )
         .await?;
-    Ok(Json(json!({})))
+    Ok(Json(json!({})).into_response())
 }

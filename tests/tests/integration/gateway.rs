@@ -36,6 +36,8 @@ async fn gateway() -> Gateway {
 struct Reply {
     status: StatusCode,
     content_type: String,
+    /// The `Connection` header, if any.
+    connection: Option<String>,
     text: String,
 }
 
@@ -54,12 +56,17 @@ impl Gateway {
             .get(header::CONTENT_TYPE)
             .map(|v| v.to_str().unwrap().to_string())
             .unwrap_or_default();
+        let connection = response
+            .headers()
+            .get(header::CONNECTION)
+            .map(|v| v.to_str().unwrap().to_string());
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
             .await
             .unwrap();
         Reply {
             status,
             content_type,
+            connection,
             text: String::from_utf8_lossy(&bytes).to_string(),
         }
     }
@@ -647,6 +654,10 @@ async fn hostile_paths_through_every_artifact_route() {
         ];
         for request in routes {
             let description = format!("{} {}", request.method(), request.uri());
+            // An upload refused before its body was read closes the
+            // connection, and says so (else a client reuses it).
+            let refused_upload =
+                request.method() == "PUT" || description.contains("upload-artifact");
             let reply = gw.send(request).await;
             assert!(
                 reply.status == StatusCode::BAD_REQUEST || reply.status == StatusCode::NOT_FOUND,
@@ -655,6 +666,9 @@ async fn hostile_paths_through_every_artifact_route() {
                 reply.text
             );
             assert!(reply.status.is_client_error());
+            if refused_upload {
+                assert_eq!(reply.connection.as_deref(), Some("close"), "{description}");
+            }
         }
     }
     // Nothing was written outside (or inside) the root.
