@@ -400,13 +400,15 @@ fn is_json_content_type(value: Option<&header::HeaderValue>) -> Result<(), Gatew
     }
 }
 
-impl<S: Send + Sync> FromRequest<S> for Params {
+/// The raw body of a JSON request (a POST, PUT or PATCH must say
+/// `application/json`), within the router's [`BodyLimit`].
+#[derive(Debug, Clone)]
+pub struct JsonBody(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = GatewayError;
 
-    async fn from_request(request: Request<Body>, _state: &S) -> Result<Params, GatewayError> {
-        if request.method() == Method::GET {
-            return Ok(Params::from_query(request.uri().query().unwrap_or("")));
-        }
+    async fn from_request(request: Request<Body>, _state: &S) -> Result<JsonBody, GatewayError> {
         if matches!(
             *request.method(),
             Method::POST | Method::PUT | Method::PATCH
@@ -422,6 +424,18 @@ impl<S: Send + Sync> FromRequest<S> for Params {
             .map_err(|_| {
                 GatewayError::invalid(format!("Request body is larger than {limit} bytes."))
             })?;
+        Ok(JsonBody(bytes))
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for Params {
+    type Rejection = GatewayError;
+
+    async fn from_request(request: Request<Body>, state: &S) -> Result<Params, GatewayError> {
+        if request.method() == Method::GET {
+            return Ok(Params::from_query(request.uri().query().unwrap_or("")));
+        }
+        let JsonBody(bytes) = JsonBody::from_request(request, state).await?;
         Params::from_json_bytes(&bytes)
     }
 }

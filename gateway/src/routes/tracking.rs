@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::AppState;
 use crate::dto;
 use crate::error::GatewayError;
-use crate::params::Params;
+use crate::params::{JsonBody, Params};
 use crate::routes::json_text;
 
 type Reply = Result<Json<Value>, GatewayError>;
@@ -336,9 +336,11 @@ async fn log_metric(
 async fn log_batch(
     State(s): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
-    mut p: Params,
+    JsonBody(body): JsonBody,
 ) -> Reply {
-    s.tracking.log_batch(&ctx, dto::log_batch(&mut p)?).await?;
+    s.tracking
+        .log_batch(&ctx, dto::log_batch_body(&body)?)
+        .await?;
     empty()
 }
 
