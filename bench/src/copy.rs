@@ -1,6 +1,7 @@
 //! Raw Postgres baseline: `COPY ... FROM STDIN` of 1000-row batches, each its
-//! own (autocommit) transaction, into a table shaped like Quiver's `metrics`
-//! (same columns, same primary key). One and four connections.
+//! own (autocommit) transaction, into a one-row-per-point history table (the
+//! columns and primary key of Quiver's `metrics` before chunked history, and
+//! the shape of MLflow's). One and four connections.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};

@@ -45,7 +45,7 @@ enum Cmd {
         out: PathBuf,
     },
     /// Raw Postgres COPY of 1000-row batches (each its own transaction) into a
-    /// table shaped like Quiver's `metrics`: the ceiling log-batch is held to.
+    /// one-row-per-point history table: the ceiling log-batch is held to.
     Copy {
         #[arg(long)]
         database_url: String,

@@ -202,7 +202,7 @@ pub fn write(quiver: &Path, mlflow: &Path, copy: &Path, machine: &Path, out: &Pa
     writeln!(
         w,
         "`COPY bench_metrics FROM STDIN (FORMAT csv)` of 1000-row batches, each its own transaction \
-         (autocommit, fsync on), into a table with the columns and primary key of Quiver's `metrics`, \
+         (autocommit, fsync on), into a one-row-per-point history table (the columns and primary key of Quiver's `metrics` table before chunked history), \
          from the same Rust process (sqlx): **{} rows/s** on 1 connection, **{} rows/s** on 4.\n",
         fmt_num(copy1),
         fmt_num(copy4)
