@@ -36,7 +36,11 @@ if [ -z "${BENCH_INSIDE_PG:-}" ]; then
     touch "$VENV/.installed-$MLFLOW_VERSION-pg"
   fi
   export BENCH_INSIDE_PG=1
-  exec env QUIVER_TEST_PG_FSYNC=on scripts/with-postgres.sh "$0" "$@"
+  # pg_stat_statements: the report splits each read workload's time into the
+  # database's share and the rest (same overhead for both servers).
+  exec env QUIVER_TEST_PG_FSYNC=on \
+    QUIVER_TEST_PG_OPTS="-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track_planning=on" \
+    scripts/with-postgres.sh "$0" "$@"
 fi
 
 PG_URL=${QUIVER_TEST_PG_URL:?with-postgres.sh sets it}
@@ -136,7 +140,8 @@ wait_idle quiver "$QUIVER_PID"
 sleep 3 # before the idle RSS reading
 BUSY_Q=$(busy)
 log "=== Quiver === (machine: $BUSY_Q)"
-"$BENCH" run --label quiver --base-url "http://127.0.0.1:$Q_HTTP" --pid "$QUIVER_PID" --scale "$SCALE" --out "$WORK/quiver.json"
+"$BENCH" run --label quiver --base-url "http://127.0.0.1:$Q_HTTP" --pid "$QUIVER_PID" --scale "$SCALE" \
+  --pg-url "$PG_URL" --pg-database quiver --out "$WORK/quiver.json"
 # A file too big for MLflow's own proxy (users report failures past ~800 MB),
 # through the stock client with multipart upload on: 5 GiB at full scale.
 BIG_BYTES=$(python3 -c "print(max(int(5 * 1024**3 * $SCALE), 256 * 1024**2))")
@@ -158,7 +163,8 @@ wait_idle mlflow "$MLFLOW_PID"
 sleep 3 # before the idle RSS reading
 BUSY_M=$(busy)
 log "=== MLflow === (machine: $BUSY_M)"
-"$BENCH" run --label mlflow --base-url "http://127.0.0.1:$M_PORT" --pid "$MLFLOW_PID" --scale "$SCALE" --out "$WORK/mlflow.json"
+"$BENCH" run --label mlflow --base-url "http://127.0.0.1:$M_PORT" --pid "$MLFLOW_PID" --scale "$SCALE" \
+  --pg-url "$PG_URL" --pg-database mlflow --out "$WORK/mlflow.json"
 stop_pid "$MLFLOW_PID" group; MLFLOW_PID=""
 log "=== raw Postgres COPY baseline ==="
 "$BENCH" copy --database-url "$PG_BASE/copybench" --scale "$SCALE" --out "$WORK/copy.json"
@@ -171,7 +177,7 @@ BUSY_END=$(busy)
   echo
   echo "- Quiver: \`target/release/quiver run --services all --database-url postgres://…/quiver\` (defaults otherwise: database.max_connections 16); binary ${BENCH_BUILD_NOTE}."
   echo "- MLflow: \`mlflow server --backend-store-uri postgresql://…/mlflow --artifacts-destination DIR --host 127.0.0.1 --port P --workers 4\`, mlflow $("$VENV/bin/python" -c 'import mlflow; print(mlflow.__version__)') from PyPI."
-  echo "- Postgres: $("${PSQL[@]}" -At "$PG_URL" -c 'SHOW server_version') throwaway cluster (\`scripts/with-postgres.sh\`, \`QUIVER_TEST_PG_FSYNC=on\`: fsync on, synchronous_commit on), both servers in the same cluster, own databases."
+  echo "- Postgres: $("${PSQL[@]}" -At "$PG_URL" -c 'SHOW server_version') throwaway cluster (\`scripts/with-postgres.sh\`, \`QUIVER_TEST_PG_FSYNC=on\`: fsync on, synchronous_commit on; \`pg_stat_statements\` preloaded for the time split below, the same small overhead for both servers), both servers in the same cluster, own databases."
   echo "- Load generator: \`target/release/quiver-bench\` (Rust, tokio + hyper 1 HTTP/1.1 keep-alive, one connection per client), on the same machine. Each server runs alone: started, waited for until its process tree is idle (MLflow 3's job consumers use ~2 cores for ~30 s after /health answers), measured, stopped; then the other. Read workloads start once the machine is quiet (under 15% CPU for a second, at most a minute after the data set-up), and the timed loops read each reply into typed shapes that skip what they do not check (no JSON tree is built; building one for a 25,000-point page cost the client tens of ms). Requests are shaped as the stock \`mlflow\` 3.x Python client sends them (JSON POST bodies; get-history as a GET query with \`run_id\`, \`run_uuid\`, \`metric_key\`, \`max_results=25000\`, \`page_token\`)."
   echo "- TCP: client sockets set TCP_NODELAY at connect and TCP_QUICKACK at connect **and again after every read** (the stream wrapper calls \`setsockopt(TCP_QUICKACK)\` after each read, since Linux clears it), so delayed-ACK/Nagle stalls (stock MLflow leaves Nagle on) do not dominate; the comparison is server compute against server compute."
   echo

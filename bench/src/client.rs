@@ -165,6 +165,13 @@ impl Conn {
         .await
     }
 
+    /// GET of a path outside the MLflow API (e.g. `/health`), under the
+    /// target's prefix.
+    pub async fn get_path(&mut self, path: &str) -> Result<Reply> {
+        self.request("GET", format!("{}{path}", self.target.prefix), Bytes::new())
+            .await
+    }
+
     async fn request(&mut self, method: &str, uri: String, body: Bytes) -> Result<Reply> {
         // A keep-alive connection the server closed while idle is re-opened once.
         for attempt in 0..2 {

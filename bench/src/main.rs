@@ -5,6 +5,7 @@
 mod artifacts;
 mod client;
 mod copy;
+mod dbtime;
 mod registry;
 mod replies;
 mod report;
@@ -41,6 +42,14 @@ enum Cmd {
         /// Only these workload groups (tracking, registry, artifacts); all by default.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
+        /// A connection URL of the server's Postgres cluster (any database but
+        /// the server's) with pg_stat_statements preloaded: the read
+        /// workloads then also record the database's share of their time.
+        #[arg(long, requires = "pg_database")]
+        pg_url: Option<String>,
+        /// The server's database, whose statements are counted.
+        #[arg(long, requires = "pg_url")]
+        pg_database: Option<String>,
         #[arg(long)]
         out: PathBuf,
     },
@@ -79,9 +88,18 @@ async fn main() -> Result<()> {
             pid,
             scale,
             only,
+            pg_url,
+            pg_database,
             out,
         } => {
-            let results = workloads::run_all(&base_url, &label, pid, scale, &only).await?;
+            let probe = match (pg_url, pg_database) {
+                (Some(url), Some(database)) => {
+                    Some(dbtime::DbProbe::connect(&url, &database).await?)
+                }
+                _ => None,
+            };
+            let results =
+                workloads::run_all(&base_url, &label, pid, scale, &only, probe.as_ref()).await?;
             std::fs::write(&out, serde_json::to_vec_pretty(&results)?)?;
         }
         Cmd::Copy {

@@ -11,6 +11,7 @@ use anyhow::{Result, bail};
 use serde_json::{Map, Value, json};
 
 use crate::client::{Conn, Target};
+use crate::dbtime::{self, DbProbe};
 use crate::median;
 use crate::progress;
 use crate::replies;
@@ -34,15 +35,20 @@ fn query(pairs: &[(&str, &str)]) -> String {
 }
 
 /// Times `reps` calls of `call` (which also checks the reply) after 2 untimed ones.
+/// With a probe, also records the database's share of the timed calls.
 async fn timed(
     label: &str,
     conn: &mut Conn,
     reps: usize,
+    probe: Option<&DbProbe>,
     mut call: impl AsyncFnMut(&mut Conn, usize) -> Result<()>,
 ) -> Result<Value> {
     let mut samples = Vec::new();
     let mut warmup = Vec::new();
     for rep in 0..reps + 2 {
+        if rep == 2 {
+            dbtime::reset(probe).await?;
+        }
         let t0 = Instant::now();
         call(conn, rep).await?;
         let ms = t0.elapsed().as_secs_f64() * 1000.0;
@@ -53,7 +59,9 @@ async fn timed(
         }
     }
     progress!("  {label} median {:.1} ms", median(&samples));
-    Ok(timed_summary("ms", &samples, json!({"warmup_ms": warmup})))
+    let mut value = timed_summary("ms", &samples, json!({"warmup_ms": warmup}));
+    dbtime::record(probe, &samples, &mut value).await?;
+    Ok(value)
 }
 
 pub async fn run(
@@ -61,6 +69,7 @@ pub async fn run(
     label: &str,
     tag: &str,
     scale: f64,
+    probe: Option<&DbProbe>,
     results: &mut Map<String, Value>,
 ) -> Result<()> {
     let per_model = ((10_000.0 * scale.clamp(0.001, 10.0)) as usize / MODELS).max(5);
@@ -149,6 +158,7 @@ pub async fn run(
         "search_registered_models",
         &mut conn,
         REPS,
+        probe,
         async |conn, _| {
             let reply: replies::Models = conn.get("registered-models/search", &q).await?.parse()?;
             let models = reply.registered_models.len();
@@ -177,17 +187,23 @@ pub async fn run(
         ("max_results", "1000"),
         ("order_by", "version_number DESC"),
     ]);
-    let value = timed("search_model_versions", &mut conn, REPS, async |conn, _| {
-        let reply: replies::Page = conn.get("model-versions/search", &q).await?.parse()?;
-        let found = reply.items.len();
-        if found != MODELS * 5 {
-            bail!(
-                "model-versions/search: {found} versions, expected {}",
-                MODELS * 5
-            );
-        }
-        Ok(())
-    })
+    let value = timed(
+        "search_model_versions",
+        &mut conn,
+        REPS,
+        probe,
+        async |conn, _| {
+            let reply: replies::Page = conn.get("model-versions/search", &q).await?.parse()?;
+            let found = reply.items.len();
+            if found != MODELS * 5 {
+                bail!(
+                    "model-versions/search: {found} versions, expected {}",
+                    MODELS * 5
+                );
+            }
+            Ok(())
+        },
+    )
     .await?;
     results.insert("search_model_versions".into(), value);
 
@@ -198,6 +214,7 @@ pub async fn run(
         "get_latest_versions",
         &mut conn,
         REPS * 5,
+        probe,
         async |conn, rep| {
             let name = model(rep * 37 % MODELS);
             let reply: replies::Versions = conn

@@ -208,6 +208,8 @@ pub fn write(quiver: &Path, mlflow: &Path, copy: &Path, machine: &Path, out: &Pa
         fmt_num(copy4)
     )?;
 
+    where_time_goes(w, &q, &m)?;
+
     // Targets.
     let val = |v: &Value, k: &str| v["workloads"][k]["value"].as_f64().unwrap_or(f64::NAN);
     let ratio = |k: &str| {
@@ -314,5 +316,76 @@ pub fn write(quiver: &Path, mlflow: &Path, copy: &Path, machine: &Path, out: &Pa
         )?;
     }
     std::fs::write(out, md)?;
+    Ok(())
+}
+
+/// The read workloads' time split into the database's share (from
+/// `pg_stat_statements`, reset after the warm-up calls) and the rest, with
+/// the round-trip floors; left out when the run had no probe.
+fn where_time_goes(w: &mut String, q: &Value, m: &Value) -> Result<()> {
+    // (key, title, the target's factor)
+    const READS: &[(&str, &str, f64)] = &[
+        ("search_runs", "search_runs (filter + order_by)", 35.0),
+        ("paging", "page all runs (per pass)", 40.0),
+        ("get_history", "get-history 100k points (per pass)", 60.0),
+        ("search_registered_models", "search_registered_models", 30.0),
+        ("search_model_versions", "search_model_versions", 30.0),
+        ("get_latest_versions", "get-latest-versions", 30.0),
+    ];
+    if q["workloads"]["search_model_versions"]["db"].is_null() {
+        return Ok(());
+    }
+    let num = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+    writeln!(w, "### Where the time goes in the read workloads\n")?;
+    writeln!(
+        w,
+        "Database time per timed call, from `pg_stat_statements` (preloaded in the throwaway cluster, \
+         `track_planning` on; statistics of the server's own database, reset after the warm-up calls): \
+         statements issued per call, and the time Postgres spent planning and executing them per call. \
+         Those are sums over the calls, so they are set against the calls' mean time; \
+         \"outside the database\" is that mean minus the database time: the HTTP exchange, the \
+         server's own work, the database round trips and result transfer. Statements the server runs \
+         in the background during the loop (MLflow's job runner) count too; where they outweigh the \
+         calls the split is left out. Round-trip floors on this machine, same client: `GET /health` \
+         {} ms (Quiver), {} ms (MLflow); a Postgres `SELECT 1` from the load generator (sqlx, \
+         prepared) {} ms.\n",
+        fmt_num(num(&q["workloads"]["floors"]["http_ms"])),
+        fmt_num(num(&m["workloads"]["floors"]["http_ms"])),
+        fmt_num(num(&q["workloads"]["floors"]["postgres_ms"])),
+    )?;
+    writeln!(
+        w,
+        "| workload | server | median ms | mean ms | statements / call | DB plan + execute ms / call | outside the database ms | Quiver's budget at the target (MLflow median ÷ factor) |"
+    )?;
+    writeln!(w, "|---|---|---:|---:|---:|---:|---:|---:|")?;
+    for (key, title, factor) in READS {
+        for (label, v) in [("Quiver", q), ("MLflow", m)] {
+            let wl = &v["workloads"][key];
+            let mean = num(&wl["db"]["call_mean_ms"]);
+            let db = num(&wl["db"]["exec_ms_per_call"]) + num(&wl["db"]["plan_ms_per_call"]);
+            let outside = if db <= mean {
+                fmt_num(mean - db)
+            } else {
+                "—".to_string()
+            };
+            let budget = if label == "Quiver" {
+                format!(
+                    "{} (÷ {factor})",
+                    fmt_num(num(&m["workloads"][key]["value"]) / factor)
+                )
+            } else {
+                String::new()
+            };
+            writeln!(
+                w,
+                "| {title} | {label} | {} | {} | {:.1} | {} | {outside} | {budget} |",
+                fmt_num(num(&wl["value"])),
+                fmt_num(mean),
+                num(&wl["db"]["statements_per_call"]),
+                fmt_num(db),
+            )?;
+        }
+    }
+    writeln!(w)?;
     Ok(())
 }

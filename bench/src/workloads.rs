@@ -8,6 +8,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use crate::client::{Conn, Target};
+use crate::dbtime::{self, DbProbe};
 use crate::replies;
 use crate::{median, percentile, progress, unit};
 
@@ -359,6 +360,7 @@ pub async fn run_all(
     pid: Option<u32>,
     scale: f64,
     only: &[String],
+    probe: Option<&DbProbe>,
 ) -> Result<Value> {
     let want = |group: &str| only.is_empty() || only.iter().any(|g| g == group);
     let target = Target::parse(base_url)?;
@@ -395,6 +397,15 @@ pub async fn run_all(
     for task in tasks {
         task.await??;
     }
+
+    // The round-trip floors every request pays here.
+    let mut floors = json!({"http_ms": crate::dbtime::http_floor_ms(&mut conn, label).await?});
+    if let Some(probe) = probe {
+        let ms = probe.round_trip_ms().await?;
+        progress!("{label}: Postgres SELECT 1 median {ms:.3} ms");
+        floors["postgres_ms"] = json!(ms);
+    }
+    results.insert("floors".into(), floors);
 
     let mut setup_secs = 0.0;
     if want("tracking") {
@@ -565,6 +576,9 @@ pub async fn run_all(
         let mut warmup: Vec<f64> = Vec::new();
         let mut top = f64::NAN;
         for rep in 0..sizes.search_reps + 2 {
+            if rep == 2 {
+                dbtime::reset(probe).await?;
+            }
             let t0 = Instant::now();
             let reply: replies::Runs = conn
                 .post("runs/search", search_body.clone())
@@ -592,14 +606,13 @@ pub async fn run_all(
             bail!("search top acc {top} != expected {}", accs[0]);
         }
         progress!("  search median {:.1} ms", median(&samples));
-        results.insert(
-        "search_runs".into(),
-        timed_summary(
+        let mut value = timed_summary(
             "ms",
             &samples,
             json!({"warmup_ms": warmup, "runs_in_experiment": sizes.search_runs, "returned": expected_hits}),
-        ),
-    );
+        );
+        dbtime::record(probe, &samples, &mut value).await?;
+        results.insert("search_runs".into(), value);
 
         // --- paging all runs, max_results 1000
         progress!(
@@ -611,6 +624,9 @@ pub async fn run_all(
         let mut warmup: Vec<f64> = Vec::new();
         let mut pages = 0;
         for rep in 0..sizes.paging_reps + 1 {
+            if rep == 1 {
+                dbtime::reset(probe).await?;
+            }
             let t0 = Instant::now();
             let mut token: Option<String> = None;
             let mut total = 0;
@@ -647,14 +663,13 @@ pub async fn run_all(
             }
         }
         progress!("  paging median {:.1} ms ({pages} pages)", median(&samples));
-        results.insert(
-            "paging".into(),
-            timed_summary(
-                "ms",
-                &samples,
-                json!({"warmup_ms": warmup, "runs": sizes.search_runs, "pages": pages}),
-            ),
+        let mut value = timed_summary(
+            "ms",
+            &samples,
+            json!({"warmup_ms": warmup, "runs": sizes.search_runs, "pages": pages}),
         );
+        dbtime::record(probe, &samples, &mut value).await?;
+        results.insert("paging".into(), value);
 
         // --- get-history, paged like the client (max_results 25000 + page_token)
         progress!(
@@ -666,6 +681,9 @@ pub async fn run_all(
         let mut warmup: Vec<f64> = Vec::new();
         let mut pages = 0;
         for rep in 0..sizes.history_reps + 1 {
+            if rep == 1 {
+                dbtime::reset(probe).await?;
+            }
             let t0 = Instant::now();
             let mut token: Option<String> = None;
             let mut total = 0;
@@ -710,17 +728,16 @@ pub async fn run_all(
             "  get-history median {:.1} ms ({pages} pages)",
             median(&samples)
         );
-        results.insert(
-            "get_history".into(),
-            timed_summary(
-                "ms",
-                &samples,
-                json!({"warmup_ms": warmup, "points": sizes.history_points, "pages": pages}),
-            ),
+        let mut value = timed_summary(
+            "ms",
+            &samples,
+            json!({"warmup_ms": warmup, "points": sizes.history_points, "pages": pages}),
         );
+        dbtime::record(probe, &samples, &mut value).await?;
+        results.insert("get_history".into(), value);
     }
     if want("registry") {
-        crate::registry::run(&target, label, &tag, scale, &mut results).await?;
+        crate::registry::run(&target, label, &tag, scale, probe, &mut results).await?;
     }
     if want("artifacts") {
         crate::artifacts::run(&target, label, pid, &tag, scale, &mut results).await?;
