@@ -6,6 +6,7 @@ pub mod dto;
 pub mod error;
 pub mod params;
 pub mod routes;
+pub mod site;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::error::GatewayError;
 use crate::params::BodyLimit;
+use crate::site::SitePolicy;
 
 /// MLflow's workspace header, read as the namespace when no `/ns/` prefix is given.
 pub const WORKSPACE_HEADER: &str = "x-mlflow-workspace";
@@ -45,6 +47,9 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Per-request timeout (answered with 504 DEADLINE_EXCEEDED-style JSON).
     pub request_timeout: std::time::Duration,
+    /// Allowed `Host` names and cross-site origins (`gateway.allowed_hosts`,
+    /// `gateway.allowed_origins`).
+    pub site: Arc<SitePolicy>,
 }
 
 /// Builds the gateway: routes under `/api/2.0/mlflow` and
@@ -81,14 +86,78 @@ pub fn app(state: AppState) -> Router {
         .with_state(state.clone());
     // `Router::layer` runs after routing, so the namespace prefix is stripped
     // by an outer router whose only job is to rewrite and forward.
+    // Outermost first: trace, timeout, Host/Origin checks, CORS headers,
+    // namespace prefix, routes.
     Router::new()
         .fallback_service(router)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             namespace_layer,
         ))
+        .layer(cors_layer(state.site.clone()))
+        .layer(middleware::from_fn_with_state(state.clone(), site_layer))
         .layer(middleware::from_fn_with_state(state, timeout_layer))
         .layer(TraceLayer::new_for_http())
+}
+
+/// CORS headers (and preflight answers) for the allowed cross-site origins.
+fn cors_layer(site: Arc<SitePolicy>) -> tower_http::cors::CorsLayer {
+    use axum::http::Method;
+    use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(move |origin, _| {
+            origin
+                .to_str()
+                .is_ok_and(|origin| site.origin_allowed(origin))
+        }))
+        .allow_methods([
+            Method::GET,
+            Method::HEAD,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers(AllowHeaders::mirror_request())
+        .max_age(std::time::Duration::from_secs(600))
+}
+
+/// Refuses requests naming a host this server does not answer to, and
+/// cross-site state-changing requests from origins not allowed (403
+/// `PERMISSION_DENIED`), before anything else runs.
+async fn site_layer(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let host = request
+        .headers()
+        .get(axum::http::header::HOST)
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+        .or_else(|| request.uri().authority().map(|a| a.as_str().to_string()));
+    let checked = state.site.check(
+        request.uri().path(),
+        request.method(),
+        host.as_deref(),
+        request.headers().get(axum::http::header::ORIGIN),
+    );
+    match checked {
+        Ok(()) => next.run(request).await,
+        Err(refusal) => {
+            tracing::warn!(
+                ?refusal,
+                path = request.uri().path(),
+                "cross-site request refused"
+            );
+            // The body was not read: the connection is not reused.
+            let mut response = crate::error::error_response(
+                quiver_common::ErrorCode::PermissionDenied,
+                &refusal.message(),
+                None,
+            );
+            response.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+            response
+        }
+    }
 }
 
 /// Takes the namespace from `/ns/{namespace}/...` (stripping the prefix) or

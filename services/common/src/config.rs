@@ -116,6 +116,16 @@ pub struct GatewayConfig {
     pub max_body_bytes: usize,
     /// Per-request timeout, in seconds.
     pub request_timeout_seconds: u64,
+    /// Names and addresses clients reach the gateway by (the `Host` header;
+    /// others get 403, against DNS rebinding): `*`, `*.example.com`,
+    /// `prefix*`, `10.0.0.0/8`, `name` or `name:port`. Default: loopback
+    /// and private addresses, `localhost`. The env variable takes a
+    /// comma-separated list.
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins (other than the gateway's own) that may send
+    /// state-changing requests and read answers (CORS): `*` or
+    /// `scheme://host-pattern[:port|:*]`. Default: any port on localhost.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -168,9 +178,27 @@ impl Default for NamespacesConfig {
 
 impl Default for GatewayConfig {
     fn default() -> GatewayConfig {
+        let strings = |list: &[&str]| list.iter().map(|s| s.to_string()).collect();
         GatewayConfig {
             max_body_bytes: 16 * 1024 * 1024,
             request_timeout_seconds: 300,
+            allowed_hosts: strings(&[
+                "localhost",
+                "127.0.0.0/8",
+                "::1",
+                "10.0.0.0/8",
+                "172.16.0.0/12",
+                "192.168.0.0/16",
+                "fc00::/7",
+            ]),
+            allowed_origins: strings(&[
+                "http://localhost:*",
+                "https://localhost:*",
+                "http://127.0.0.1:*",
+                "https://127.0.0.1:*",
+                "http://[::1]:*",
+                "https://[::1]:*",
+            ]),
         }
     }
 }
@@ -205,6 +233,8 @@ impl Config {
                 .try_parsing(true)
                 .list_separator(",")
                 .with_list_parse_key("artifacts.allowed_locations")
+                .with_list_parse_key("gateway.allowed_hosts")
+                .with_list_parse_key("gateway.allowed_origins")
                 .source(Some(env_map)),
         );
         Ok(builder.build()?.try_deserialize()?)
@@ -320,6 +350,29 @@ mod tests {
             ["s3://c/y", "file:///data"]
         );
         assert_eq!(config.log.level, "info,sqlx=warn");
+    }
+
+    #[test]
+    fn allowed_hosts_and_origins_come_as_lists_from_env() {
+        let env = vec![
+            (
+                "QUIVER__GATEWAY__ALLOWED_HOSTS".to_string(),
+                "ml.corp.example,*.svc.cluster.local".to_string(),
+            ),
+            (
+                "QUIVER__GATEWAY__ALLOWED_ORIGINS".to_string(),
+                "https://notebook.corp.example".to_string(),
+            ),
+        ];
+        let config = Config::load(None, env).unwrap();
+        assert_eq!(
+            config.gateway.allowed_hosts,
+            ["ml.corp.example", "*.svc.cluster.local"]
+        );
+        assert_eq!(
+            config.gateway.allowed_origins,
+            ["https://notebook.corp.example"]
+        );
     }
 
     #[test]

@@ -229,6 +229,11 @@ pub async fn run(config: Config, roles: Roles) -> anyhow::Result<()> {
         tracing::info!(%address, "gRPC services listening");
     }
     if roles.gateway {
+        let site = quiver_gateway::site::SitePolicy::new(
+            &config.gateway.allowed_hosts,
+            &config.gateway.allowed_origins,
+        )
+        .map_err(|error| anyhow::anyhow!("invalid configuration: {error}"))?;
         let listener = TcpListener::bind(&config.server.http_addr)
             .await
             .with_context(|| format!("binding HTTP address {}", config.server.http_addr))?;
@@ -240,6 +245,7 @@ pub async fn run(config: Config, roles: Roles) -> anyhow::Result<()> {
             direct_downloads: config.artifacts.direct_downloads,
             max_body_bytes: config.gateway.max_body_bytes,
             request_timeout: Duration::from_secs(config.gateway.request_timeout_seconds),
+            site: Arc::new(site),
         });
         let stop = wait_for(signal.clone());
         tasks.spawn(async move {

@@ -312,6 +312,62 @@ async fn config_file_can_require_precreated_namespaces() {
     assert_eq!(default["experiment"]["name"], "Default");
 }
 
+#[tokio::test]
+async fn allowed_hosts_come_from_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("quiver.toml");
+    std::fs::write(
+        &config,
+        "[gateway]\nallowed_hosts = [\"ml.corp.example\", \"*.svc.cluster.local\"]\n",
+    )
+    .unwrap();
+    let server = QuiverProcess::start(&["--config", config.to_str().unwrap()], dir.path(), true);
+    let client = reqwest::Client::new();
+    let get = |host: &'static str, path: &'static str| {
+        client
+            .get(format!("{}{path}", server.url()))
+            .header(reqwest::header::HOST, host)
+            .send()
+    };
+    let api = "/api/2.0/mlflow/experiments/get?experiment_id=0";
+    for host in ["ml.corp.example", "quiver.team-a.svc.cluster.local:5000"] {
+        assert_eq!(
+            get(host, api).await.unwrap().status().as_u16(),
+            200,
+            "{host}"
+        );
+    }
+    // The defaults no longer apply once the list is configured.
+    for host in ["127.0.0.1", "evil.example.com"] {
+        let refused = get(host, api).await.unwrap();
+        assert_eq!(refused.status().as_u16(), 403, "{host}");
+        let body: Value = refused.json().await.unwrap();
+        assert_eq!(body["error_code"], "PERMISSION_DENIED");
+    }
+    assert_eq!(
+        get("evil.example.com", "/health")
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    drop(server);
+
+    // A pattern that does not parse stops the start with the key named.
+    std::fs::write(&config, "[gateway]\nallowed_hosts = [\"a*b\"]\n").unwrap();
+    let output = Command::new(quiver_bin())
+        .args(["run", "--config", config.to_str().unwrap(), "--data-dir"])
+        .arg(dir.path())
+        .args(["--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("gateway.allowed_hosts"), "{stderr}");
+}
+
 /// A freshly filled Postgres database gets planner statistics without waiting
 /// for autovacuum (else the first searches after a bulk load take seconds).
 #[tokio::test]

@@ -14,6 +14,8 @@ struct Gateway {
     artifacts_guard: quiver_e2e::ArtifactsGuard,
 }
 
+/// The gateway with the default site policy plus `quiver.example`, a name
+/// a deployment configured (`gateway.allowed_hosts`).
 async fn gateway() -> Gateway {
     let (registry, tracking, guard) = quiver_e2e::registry_api(Backend::Sqlite).await;
     let (artifacts, artifacts_guard) =
@@ -25,6 +27,7 @@ async fn gateway() -> Gateway {
         direct_downloads: false,
         max_body_bytes: 64 * 1024,
         request_timeout: std::time::Duration::from_secs(30),
+        site: std::sync::Arc::new(site_policy()),
     });
     Gateway {
         router,
@@ -33,11 +36,19 @@ async fn gateway() -> Gateway {
     }
 }
 
+fn site_policy() -> quiver_gateway::site::SitePolicy {
+    let config = quiver_common::config::GatewayConfig::default();
+    let mut hosts = config.allowed_hosts;
+    hosts.push("quiver.example".to_string());
+    quiver_gateway::site::SitePolicy::new(&hosts, &config.allowed_origins).unwrap()
+}
+
 struct Reply {
     status: StatusCode,
     content_type: String,
     /// The `Connection` header, if any.
     connection: Option<String>,
+    headers: axum::http::HeaderMap,
     text: String,
 }
 
@@ -60,6 +71,7 @@ impl Gateway {
             .headers()
             .get(header::CONNECTION)
             .map(|v| v.to_str().unwrap().to_string());
+        let headers = response.headers().clone();
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
             .await
             .unwrap();
@@ -67,6 +79,7 @@ impl Gateway {
             status,
             content_type,
             connection,
+            headers,
             text: String::from_utf8_lossy(&bytes).to_string(),
         }
     }
@@ -894,4 +907,174 @@ async fn logged_models_json_matches_mlflow() {
     assert_eq!(allowed.status, StatusCode::OK, "{}", allowed.text);
     let no_exp = g.post(&format!("{base}/logged-models"), json!({})).await;
     assert_error(&no_exp, StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE");
+}
+
+/// The experiments named `name` in the default namespace.
+async fn experiments_named(gw: &Gateway, name: &str) -> usize {
+    let found = gw
+        .post(
+            "/api/2.0/mlflow/experiments/search",
+            json!({"max_results": 100, "filter": format!("name = '{name}'")}),
+        )
+        .await
+        .json();
+    found["experiments"].as_array().map_or(0, Vec::len)
+}
+
+#[tokio::test]
+async fn hosts_this_server_does_not_answer_to_are_refused() {
+    let gw = gateway().await;
+    let search = |host: &'static str, path: &'static str| {
+        Request::get(path)
+            .header(header::HOST, host)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let api = "/api/2.0/mlflow/experiments/search?max_results=10";
+    // DNS rebinding: a page at evil.example.com whose name now resolves to
+    // the server talks to it with its own name as Host.
+    for (host, path) in [
+        ("evil.example.com:5000", api),
+        (
+            "evil.example.com",
+            "/ns/team-a/api/2.0/mlflow/experiments/search?max_results=10",
+        ),
+        ("localhost.evil.example.com:5000", api),
+        ("8.8.8.8:5000", "/api/2.0/mlflow-artifacts/artifacts?path="),
+    ] {
+        let reply = gw.send(search(host, path)).await;
+        assert_error(&reply, StatusCode::FORBIDDEN, "PERMISSION_DENIED");
+        assert!(
+            reply.json()["message"].as_str().unwrap().contains("Host"),
+            "{}",
+            reply.text
+        );
+    }
+    for host in [
+        "127.0.0.1:5000",
+        "localhost:5000",
+        "[::1]:5000",
+        "192.168.1.5:5000",
+        "10.0.0.7",
+    ] {
+        let reply = gw.send(search(host, api)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{host}: {}", reply.text);
+    }
+    // Probes may use any name.
+    let health = gw.send(search("evil.example.com", "/health")).await;
+    assert_eq!(health.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn cross_site_writes_are_refused_and_leave_nothing() {
+    let gw = gateway().await;
+    let create = |origin: &str, name: &str| {
+        Request::post("/api/2.0/mlflow/experiments/create")
+            .header(header::HOST, "127.0.0.1:5000")
+            .header(header::ORIGIN, origin)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(json!({"name": name}).to_string()))
+            .unwrap()
+    };
+    for origin in [
+        "https://evil.example.com",
+        "null",
+        "http://localhost.evil.example.com",
+    ] {
+        let reply = gw.send(create(origin, "x-site")).await;
+        assert_error(&reply, StatusCode::FORBIDDEN, "PERMISSION_DENIED");
+        assert_eq!(reply.connection.as_deref(), Some("close"));
+        assert!(
+            reply
+                .headers
+                .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+                .is_none()
+        );
+    }
+    assert_eq!(experiments_named(&gw, "x-site").await, 0);
+
+    // An artifact upload takes any body type, so only the Origin check stops
+    // a page elsewhere from posting one.
+    let run = gw
+        .post("/api/2.0/mlflow/runs/create", json!({"experiment_id": "0"}))
+        .await
+        .json();
+    let run_id = run["run"]["info"]["run_id"].as_str().unwrap().to_string();
+    let upload = gw
+        .send(
+            Request::post(format!(
+                "/ajax-api/2.0/mlflow/upload-artifact?run_id={run_id}&path=planted.txt"
+            ))
+            .header(header::HOST, "127.0.0.1:5000")
+            .header(header::ORIGIN, "https://evil.example.com")
+            .header(header::CONTENT_TYPE, "text/plain")
+            .body(Body::from("planted"))
+            .unwrap(),
+        )
+        .await;
+    assert_error(&upload, StatusCode::FORBIDDEN, "PERMISSION_DENIED");
+    let root = gw.artifacts_guard.dir.as_ref().unwrap().path();
+    assert!(walk(root).is_empty(), "{:?}", walk(root));
+
+    // The server's own pages, allowed origins and clients without Origin pass;
+    // an allowed origin may read the answer.
+    let own = gw.send(create("http://127.0.0.1:5000", "own-page")).await;
+    assert_eq!(own.status, StatusCode::OK, "{}", own.text);
+    let notebook = gw.send(create("http://localhost:8888", "notebook")).await;
+    assert_eq!(notebook.status, StatusCode::OK, "{}", notebook.text);
+    assert_eq!(
+        notebook.headers[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+        "http://localhost:8888"
+    );
+    assert_eq!(experiments_named(&gw, "own-page").await, 1);
+    assert_eq!(experiments_named(&gw, "notebook").await, 1);
+
+    // Reads from elsewhere are answered, without CORS headers: the browser
+    // keeps the answer from the page.
+    let read = gw
+        .send(
+            Request::get("/api/2.0/mlflow/experiments/search?max_results=10")
+                .header(header::HOST, "127.0.0.1:5000")
+                .header(header::ORIGIN, "https://evil.example.com")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(read.status, StatusCode::OK);
+    assert!(
+        read.headers
+            .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn cors_preflight_answers_allowed_origins_only() {
+    let gw = gateway().await;
+    let preflight = |origin: &str| {
+        Request::options("/api/2.0/mlflow/experiments/create")
+            .header(header::HOST, "127.0.0.1:5000")
+            .header(header::ORIGIN, origin)
+            .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+            .header(header::ACCESS_CONTROL_REQUEST_HEADERS, "content-type")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let allowed = gw.send(preflight("http://localhost:3000")).await;
+    assert!(allowed.status.is_success(), "{}", allowed.status);
+    assert_eq!(
+        allowed.headers[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+        "http://localhost:3000"
+    );
+    let methods = allowed.headers[header::ACCESS_CONTROL_ALLOW_METHODS]
+        .to_str()
+        .unwrap();
+    assert!(methods.contains("POST"), "{methods}");
+    let refused = gw.send(preflight("https://evil.example.com")).await;
+    assert!(
+        refused
+            .headers
+            .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+            .is_none()
+    );
 }
