@@ -76,10 +76,10 @@ trap 'exit 130' INT TERM
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-for db in quiver mlflow copybench; do
+for db in quiver quiver2 mlflow copybench; do
   "${PSQL[@]}" "$PG_URL" -c "CREATE DATABASE $db" >/dev/null
 done
-log "Postgres: $PG_BASE (fsync=$("${PSQL[@]}" -At "$PG_URL" -c 'SHOW fsync'), databases quiver, mlflow, copybench)"
+log "Postgres: $PG_BASE (fsync=$("${PSQL[@]}" -At "$PG_URL" -c 'SHOW fsync'), databases quiver, quiver2, mlflow, copybench)"
 
 Q_HTTP=$(free_port); Q_GRPC=$(free_port); M_PORT=$(free_port)
 
@@ -129,19 +129,27 @@ BENCH=target/release/quiver-bench
 # Another build on the machine competes for the 2 cores: note it in the report.
 busy() { echo "$(pgrep -c -x rustc || true) rustc, $(pgrep -c -x cargo || true) cargo process(es), load average $(cut -d' ' -f1-3 /proc/loadavg)"; }
 
-# Each server runs alone: started, settled, measured, stopped.
-log "starting quiver on 127.0.0.1:$Q_HTTP"
-QUIVER__LOG__LEVEL=warn target/release/quiver run --services all \
-  --database-url "$PG_BASE/quiver" --http-addr "127.0.0.1:$Q_HTTP" --grpc-addr "127.0.0.1:$Q_GRPC" \
-  --data-dir "$WORK/quiver-data" >"$WORK/quiver.log" 2>&1 &
-QUIVER_PID=$!
-wait_health quiver "$Q_HTTP" "$QUIVER_PID" 60
-wait_idle quiver "$QUIVER_PID"
-sleep 3 # before the idle RSS reading
-BUSY_Q=$(busy)
-log "=== Quiver === (machine: $BUSY_Q)"
-"$BENCH" run --label quiver --base-url "http://127.0.0.1:$Q_HTTP" --pid "$QUIVER_PID" --scale "$SCALE" \
-  --pg-url "$PG_URL" --pg-database quiver --out "$WORK/quiver.json"
+# Each server runs alone: started, settled, measured, stopped. Quiver runs
+# twice, before and after MLflow (A-B-A), each time on a fresh database, and
+# the report takes the mean of its two phases: this machine's speed drifts
+# over minutes (other tenants), and bracketing MLflow's phase cancels a linear
+# drift instead of charging it to whichever server ran in the slow stretch.
+quiver_phase() { # phase-name database out.json
+  log "starting quiver ($1) on 127.0.0.1:$Q_HTTP, database $2"
+  QUIVER__LOG__LEVEL=warn target/release/quiver run --services all \
+    --database-url "$PG_BASE/$2" --http-addr "127.0.0.1:$Q_HTTP" --grpc-addr "127.0.0.1:$Q_GRPC" \
+    --data-dir "$WORK/$2-data" >"$WORK/$2.log" 2>&1 &
+  QUIVER_PID=$!
+  wait_health quiver "$Q_HTTP" "$QUIVER_PID" 60
+  wait_idle quiver "$QUIVER_PID"
+  sleep 3 # before the idle RSS reading
+  BUSY_Q="$BUSY_Q${BUSY_Q:+; }$1: $(busy)"
+  log "=== Quiver, $1 === (machine: $(busy))"
+  "$BENCH" run --label quiver --base-url "http://127.0.0.1:$Q_HTTP" --pid "$QUIVER_PID" --scale "$SCALE" \
+    --pg-url "$PG_URL" --pg-database "$2" --out "$3"
+}
+BUSY_Q=""
+quiver_phase "before MLflow" quiver "$WORK/quiver.json"
 # A file too big for MLflow's own proxy (users report failures past ~800 MB),
 # through the stock client with multipart upload on: 5 GiB at full scale.
 BIG_BYTES=$(python3 -c "print(max(int(5 * 1024**3 * $SCALE), 256 * 1024**2))")
@@ -166,6 +174,8 @@ log "=== MLflow === (machine: $BUSY_M)"
 "$BENCH" run --label mlflow --base-url "http://127.0.0.1:$M_PORT" --pid "$MLFLOW_PID" --scale "$SCALE" \
   --pg-url "$PG_URL" --pg-database mlflow --out "$WORK/mlflow.json"
 stop_pid "$MLFLOW_PID" group; MLFLOW_PID=""
+quiver_phase "after MLflow" quiver2 "$WORK/quiver2.json"
+stop_pid "$QUIVER_PID"; QUIVER_PID=""
 log "=== raw Postgres COPY baseline ==="
 "$BENCH" copy --database-url "$PG_BASE/copybench" --scale "$SCALE" --out "$WORK/copy.json"
 
@@ -175,10 +185,10 @@ BUSY_END=$(busy)
   echo
   echo "Command: \`${BENCH_COMMAND}\` (from the repository root; \`make bench\` runs \`bench/run.sh\`), finished $(date -u '+%Y-%m-%d %H:%M UTC')."
   echo
-  echo "- Quiver: \`target/release/quiver run --services all --database-url postgres://…/quiver\` (defaults otherwise: database.max_connections 16); binary ${BENCH_BUILD_NOTE}."
+  echo "- Quiver: \`target/release/quiver run --services all --database-url postgres://…/quiver\` (\`…/quiver2\` for the phase after MLflow) (defaults otherwise: database.max_connections 16); binary ${BENCH_BUILD_NOTE}."
   echo "- MLflow: \`mlflow server --backend-store-uri postgresql://…/mlflow --artifacts-destination DIR --host 127.0.0.1 --port P --workers 4\`, mlflow $("$VENV/bin/python" -c 'import mlflow; print(mlflow.__version__)') from PyPI."
   echo "- Postgres: $("${PSQL[@]}" -At "$PG_URL" -c 'SHOW server_version') throwaway cluster (\`scripts/with-postgres.sh\`, \`QUIVER_TEST_PG_FSYNC=on\`: fsync on, synchronous_commit on; \`pg_stat_statements\` preloaded for the time split below, the same small overhead for both servers), both servers in the same cluster, own databases."
-  echo "- Load generator: \`target/release/quiver-bench\` (Rust, tokio + hyper 1 HTTP/1.1 keep-alive, one connection per client), on the same machine. Each server runs alone: started, waited for until its process tree is idle (MLflow 3's job consumers use ~2 cores for ~30 s after /health answers), measured, stopped; then the other. Read workloads start once the machine is quiet (under 15% CPU for a second, at most a minute after the data set-up), and the timed loops read each reply into typed shapes that skip what they do not check (no JSON tree is built; building one for a 25,000-point page cost the client tens of ms). Requests are shaped as the stock \`mlflow\` 3.x Python client sends them (JSON POST bodies; get-history as a GET query with \`run_id\`, \`run_uuid\`, \`metric_key\`, \`max_results=25000\`, \`page_token\`)."
+  echo "- Load generator: \`target/release/quiver-bench\` (Rust, tokio + hyper 1 HTTP/1.1 keep-alive, one connection per client), on the same machine. Each server runs alone: started, waited for until its process tree is idle (MLflow 3's job consumers use ~2 cores for ~30 s after /health answers), measured, stopped; Quiver before and again after MLflow (A-B-A, each Quiver phase on a fresh database; its figures are the mean of the two phases, since this machine's speed drifts over minutes). Read workloads start once the machine is quiet (under 15% CPU for a second, at most a minute after the data set-up), and the timed loops read each reply into typed shapes that skip what they do not check (no JSON tree is built; building one for a 25,000-point page cost the client tens of ms). Requests are shaped as the stock \`mlflow\` 3.x Python client sends them (JSON POST bodies; get-history as a GET query with \`run_id\`, \`run_uuid\`, \`metric_key\`, \`max_results=25000\`, \`page_token\`)."
   echo "- TCP: client sockets set TCP_NODELAY at connect and TCP_QUICKACK at connect **and again after every read** (the stream wrapper calls \`setsockopt(TCP_QUICKACK)\` after each read, since Linux clears it), so delayed-ACK/Nagle stalls (stock MLflow leaves Nagle on) do not dominate; the comparison is server compute against server compute."
   echo
   echo "Wall time of the benchmark proper (servers up to report, not counting the build/venv): $((SECONDS / 60)) min $((SECONDS % 60)) s. Most of MLflow's share is its untimed data set-up (20,000 REST calls for the 10,000 search runs)."
@@ -197,7 +207,7 @@ BUSY_END=$(busy)
   echo
 } >"$WORK/machine.md"
 
-"$BENCH" report --quiver "$WORK/quiver.json" --mlflow "$WORK/mlflow.json" --copy "$WORK/copy.json" \
+"$BENCH" report --quiver "$WORK/quiver.json" --quiver-after "$WORK/quiver2.json" --mlflow "$WORK/mlflow.json" --copy "$WORK/copy.json" \
   --machine "$WORK/machine.md" --out bench/RESULTS.md
 mkdir -p bench/out && cp "$WORK"/*.json "$WORK/machine.md" bench/out/
 log "wrote bench/RESULTS.md (raw JSON in bench/out/)"

@@ -67,6 +67,10 @@ enum Cmd {
     Report {
         #[arg(long)]
         quiver: PathBuf,
+        /// Quiver's second phase (after MLflow's); the report takes the mean
+        /// of the two phases.
+        #[arg(long)]
+        quiver_after: Option<PathBuf>,
         #[arg(long)]
         mlflow: PathBuf,
         #[arg(long)]
@@ -112,11 +116,19 @@ async fn main() -> Result<()> {
         }
         Cmd::Report {
             quiver,
+            quiver_after,
             mlflow,
             copy,
             machine,
             out,
-        } => report::write(&quiver, &mlflow, &copy, &machine, &out)?,
+        } => report::write(
+            &quiver,
+            quiver_after.as_deref(),
+            &mlflow,
+            &copy,
+            &machine,
+            &out,
+        )?,
     }
     Ok(())
 }

@@ -64,8 +64,63 @@ fn speedup(kind: &str, q: f64, m: f64) -> f64 {
     if kind == "throughput" { q / m } else { m / q }
 }
 
-pub fn write(quiver: &Path, mlflow: &Path, copy: &Path, machine: &Path, out: &Path) -> Result<()> {
-    let q = load(quiver)?;
+/// Mean of two numbers, each field of two `db` objects.
+fn mean_value(a: &Value, b: &Value) -> Value {
+    match (a, b) {
+        (Value::Number(_), Value::Number(_)) => {
+            serde_json::json!(
+                (a.as_f64().unwrap_or(f64::NAN) + b.as_f64().unwrap_or(f64::NAN)) / 2.0
+            )
+        }
+        (Value::Object(x), Value::Object(y)) => Value::Object(
+            x.iter()
+                .map(|(k, v)| (k.clone(), mean_value(v, &y[k])))
+                .collect(),
+        ),
+        _ => a.clone(),
+    }
+}
+
+/// Quiver's figures from its phases before and after MLflow's: each
+/// workload's value (and database split) is the mean of the two, the two
+/// values are kept under `"phases"`; everything else (latencies, memory)
+/// comes from the first phase.
+fn merge_phases(before: Value, after: &Value) -> Value {
+    let mut q = before;
+    if let Some(workloads) = q["workloads"].as_object_mut() {
+        for (key, w) in workloads.iter_mut() {
+            let other = &after["workloads"][key];
+            let (Some(a), Some(b)) = (w["value"].as_f64(), other["value"].as_f64()) else {
+                continue;
+            };
+            w["value"] = serde_json::json!((a + b) / 2.0);
+            w["phases"] = serde_json::json!([a, b]);
+            if w["db"].is_object() && other["db"].is_object() {
+                w["db"] = mean_value(&w["db"], &other["db"]);
+            }
+        }
+        if let (Some(floors), Some(other)) = (
+            workloads.get_mut("floors"),
+            after["workloads"]["floors"].as_object(),
+        ) {
+            *floors = mean_value(floors, &Value::Object(other.clone()));
+        }
+    }
+    q
+}
+
+pub fn write(
+    quiver: &Path,
+    quiver_after: Option<&Path>,
+    mlflow: &Path,
+    copy: &Path,
+    machine: &Path,
+    out: &Path,
+) -> Result<()> {
+    let q = match quiver_after {
+        Some(after) => merge_phases(load(quiver)?, &load(after)?),
+        None => load(quiver)?,
+    };
     let m = load(mlflow)?;
     let c = load(copy)?;
     let machine = std::fs::read_to_string(machine)?;
@@ -89,14 +144,16 @@ pub fn write(quiver: &Path, mlflow: &Path, copy: &Path, machine: &Path, out: &Pa
         "Throughput rows: median over 3 rounds of the requests completed in each round's window after a \
          warm-up (a request straddling the window counts by the share of it inside), higher is better. \
          Time rows: median over sequential repetitions after warm-up (lower is better). \
+         Quiver's figure is the mean of its two phases, before and after MLflow's (shown apart); \
+         its latency, memory and warm-up figures are from the first phase. \
          \"Quiver/MLflow\" is the plain ratio of the two figures; \"Quiver advantage\" turns it into \
          \"times better\" either way.\n"
     )?;
     writeln!(
         w,
-        "| workload | unit | Quiver | MLflow | Quiver/MLflow | Quiver advantage | p50 / p99 latency ms (Quiver; MLflow) | errors (Q; M) |"
+        "| workload | unit | Quiver | MLflow | Quiver/MLflow | Quiver advantage | Quiver before; after MLflow | p50 / p99 latency ms (Quiver; MLflow) | errors (Q; M) |"
     )?;
-    writeln!(w, "|---|---|---:|---:|---:|---:|---|---|")?;
+    writeln!(w, "|---|---|---:|---:|---:|---:|---|---|---|")?;
     for (key, title) in ROWS {
         let qw = &q["workloads"][key];
         let mw = &m["workloads"][key];
@@ -127,9 +184,18 @@ pub fn write(quiver: &Path, mlflow: &Path, copy: &Path, machine: &Path, out: &Pa
         } else {
             "0; 0".into()
         };
+        let phases = qw["phases"]
+            .as_array()
+            .map(|p| {
+                p.iter()
+                    .map(|x| fmt_num(x.as_f64().unwrap_or(f64::NAN)))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+            .unwrap_or_else(|| "—".into());
         writeln!(
             w,
-            "| {title} | {} | {} | {} | {:.3} | {:.1}× | {lat} | {errors} |",
+            "| {title} | {} | {} | {} | {:.3} | {:.1}× | {phases} | {lat} | {errors} |",
             qw["unit"].as_str().unwrap_or(""),
             fmt_num(qv),
             fmt_num(mv),
@@ -142,7 +208,7 @@ pub fn write(quiver: &Path, mlflow: &Path, copy: &Path, machine: &Path, out: &Pa
     let m_rss = mb(&m, "memory_idle", "rss_kb");
     writeln!(
         w,
-        "| idle RSS after start-up (VmRSS; MLflow = the uvicorn tree, {} processes: master, resource tracker, 4 spawned workers) | MB | {:.1} | {:.1} | {:.3} | {:.1}× | after the run: {:.1} ; {:.1} MB | |",
+        "| idle RSS after start-up (VmRSS; MLflow = the uvicorn tree, {} processes: master, resource tracker, 4 spawned workers) | MB | {:.1} | {:.1} | {:.3} | {:.1}× | — | after the run: {:.1} ; {:.1} MB | |",
         m["memory_idle"]["processes"],
         q_rss,
         m_rss,
