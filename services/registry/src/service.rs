@@ -1,10 +1,11 @@
 //! [`RegistryService`]: validation, source resolution through the tracking
 //! API, search parsing and paging over a [`RegistryStore`].
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
-use quiver_common::{ApiError, RequestContext};
+use quiver_common::{ApiError, Namespace, RequestContext};
 use quiver_proto::common::v1::KeyValue;
 use quiver_proto::registry::v1 as pb;
 use quiver_search::Target;
@@ -22,12 +23,39 @@ use crate::validation;
 pub struct RegistryService {
     store: Arc<dyn RegistryStore>,
     tracking: Arc<dyn TrackingApi>,
+    /// Namespaces tracking confirmed (namespaces are never removed).
+    known_namespaces: Arc<RwLock<HashSet<Namespace>>>,
 }
 
 impl RegistryService {
     /// Creates the service.
     pub fn new(store: Arc<dyn RegistryStore>, tracking: Arc<dyn TrackingApi>) -> RegistryService {
-        RegistryService { store, tracking }
+        RegistryService {
+            store,
+            tracking,
+            known_namespaces: Arc::default(),
+        }
+    }
+
+    /// Checks the caller's namespace with tracking, which owns namespaces,
+    /// once per namespace and process: with `namespaces.auto_create` off an
+    /// unknown namespace is NOT_FOUND here too, so no registered model can
+    /// be created in a namespace the operator did not create.
+    async fn namespace(&self, ctx: &RequestContext) -> Result<(), ApiError> {
+        let known = self
+            .known_namespaces
+            .read()
+            .map(|set| set.contains(&ctx.namespace))
+            .unwrap_or(false);
+        if !known {
+            self.tracking
+                .check_namespace(ctx, quiver_proto::tracking::v1::CheckNamespaceRequest {})
+                .await?;
+            if let Ok(mut set) = self.known_namespaces.write() {
+                set.insert(ctx.namespace.clone());
+            }
+        }
+        Ok(())
     }
 }
 
@@ -90,6 +118,7 @@ impl RegistryApi for RegistryService {
         ctx: &RequestContext,
         request: pb::CreateRegisteredModelRequest,
     ) -> Result<pb::CreateRegisteredModelResponse, ApiError> {
+        self.namespace(ctx).await?;
         validation::model_name(&request.name, "name")?;
         tags(&request.tags)?;
         let model = self
@@ -115,6 +144,7 @@ impl RegistryApi for RegistryService {
         ctx: &RequestContext,
         request: pb::GetRegisteredModelRequest,
     ) -> Result<pb::GetRegisteredModelResponse, ApiError> {
+        self.namespace(ctx).await?;
         validation::model_name(&request.name, "name")?;
         let model = self
             .store
@@ -130,6 +160,7 @@ impl RegistryApi for RegistryService {
         ctx: &RequestContext,
         request: pb::RenameRegisteredModelRequest,
     ) -> Result<pb::RenameRegisteredModelResponse, ApiError> {
+        self.namespace(ctx).await?;
         validation::model_name(&request.name, "name")?;
         validation::model_name(&request.new_name, "new_name")?;
         let model = self
@@ -146,6 +177,7 @@ impl RegistryApi for RegistryService {
         ctx: &RequestContext,
         request: pb::UpdateRegisteredModelRequest,
     ) -> Result<pb::UpdateRegisteredModelResponse, ApiError> {
+        self.namespace(ctx).await?;
         validation::model_name(&request.name, "name")?;
         let model = self
             .store
@@ -167,6 +199,7 @@ impl RegistryApi for RegistryService {
         ctx: &RequestContext,
         request: pb::DeleteRegisteredModelRequest,
     ) -> Result<pb::DeleteRegisteredModelResponse, ApiError> {
+        self.namespace(ctx).await?;
         validation::model_name(&request.name, "name")?;
         self.store
             .delete_registered_model(&ctx.namespace, &request.name)
@@ -179,6 +212,7 @@ impl RegistryApi for RegistryService {
         ctx: &RequestContext,
         request: pb::SearchRegisteredModelsRequest,
     ) -> Result<pb::SearchRegisteredModelsResponse, ApiError> {
+        self.namespace(ctx).await?;
         let limit = validation::max_results(
             request.max_results,
             validation::DEFAULT_MODELS_PAGE,
@@ -206,6 +240,7 @@ impl RegistryApi for RegistryService {
         ctx: &RequestContext,
         request: pb::GetLatestVersionsRequest,
     ) -> Result<pb::GetLatestVersionsResponse, ApiError> {
+        self.namespace(ctx).await?;
         validation::model_name(&request.name, "name")?;
         let stages = request
             .stages
@@ -226,6 +261,7 @@ impl RegistryApi for RegistryService {
         ctx: &RequestContext,
         request: pb::SetRegisteredModelTagRequest,
     ) -> Result<pb::SetRegisteredModelTagResponse, ApiError> {
+        self.namespace(ctx).await?;
         validation::model_name(&request.name, "name")?;
         let tag = KeyValue {
             key: request.key,
@@ -243,6 +279,7 @@ impl RegistryApi for RegistryService {
         ctx: &RequestContext,
         request: pb::DeleteRegisteredModelTagRequest,
     ) -> Result<pb::DeleteRegisteredModelTagResponse, ApiError> {
+        self.namespace(ctx).await?;
         validation::model_name(&request.name, "name")?;
         validate_key(&request.key, "tag")?;
         self.store
@@ -256,6 +293,7 @@ impl RegistryApi for RegistryService {
         ctx: &RequestContext,
         request: pb::SetRegisteredModelAliasRequest,
     ) -> Result<pb::SetRegisteredModelAliasResponse, ApiError> {
+        self.namespace(ctx).await?;
         validation::model_name(&request.name, "name")?;
         validation::alias(&request.alias)?;
         let version = validation::version(&request.version)?;
@@ -270,6 +308,7 @@ impl RegistryApi for RegistryService {
         ctx: &RequestContext,
         request: pb::DeleteRegisteredModelAliasRequest,
     ) -> Result<pb::DeleteRegisteredModelAliasResponse, ApiError> {
+        self.namespace(ctx).await?;
         validation::model_name(&request.name, "name")?;
         required(&request.alias, "alias")?;
         self.store
@@ -283,6 +322,7 @@ impl RegistryApi for RegistryService {
         ctx: &RequestContext,
         request: pb::GetModelVersionByAliasRequest,
     ) -> Result<pb::GetModelVersionByAliasResponse, ApiError> {
+        self.namespace(ctx).await?;
         validation::model_name(&request.name, "name")?;
         required(&request.alias, "alias")?;
         let stored = self
@@ -299,6 +339,7 @@ impl RegistryApi for RegistryService {
         ctx: &RequestContext,
         request: pb::CreateModelVersionRequest,
     ) -> Result<pb::CreateModelVersionResponse, ApiError> {
+        self.namespace(ctx).await?;
         validation::model_name(&request.name, "name")?;
         required(&request.source, "source")?;
         tags(&request.tags)?;
@@ -338,6 +379,7 @@ impl RegistryApi for RegistryService {
         ctx: &RequestContext,
         request: pb::GetModelVersionRequest,
     ) -> Result<pb::GetModelVersionResponse, ApiError> {
+        self.namespace(ctx).await?;
         validation::model_name(&request.name, "name")?;
         let version = validation::version(&request.version)?;
         let stored = self
@@ -354,6 +396,7 @@ impl RegistryApi for RegistryService {
         ctx: &RequestContext,
         request: pb::UpdateModelVersionRequest,
     ) -> Result<pb::UpdateModelVersionResponse, ApiError> {
+        self.namespace(ctx).await?;
         validation::model_name(&request.name, "name")?;
         let version = validation::version(&request.version)?;
         let updated = self
@@ -376,6 +419,7 @@ impl RegistryApi for RegistryService {
         ctx: &RequestContext,
         request: pb::DeleteModelVersionRequest,
     ) -> Result<pb::DeleteModelVersionResponse, ApiError> {
+        self.namespace(ctx).await?;
         validation::model_name(&request.name, "name")?;
         let version = validation::version(&request.version)?;
         self.store
@@ -389,6 +433,7 @@ impl RegistryApi for RegistryService {
         ctx: &RequestContext,
         request: pb::TransitionModelVersionStageRequest,
     ) -> Result<pb::TransitionModelVersionStageResponse, ApiError> {
+        self.namespace(ctx).await?;
         validation::model_name(&request.name, "name")?;
         let version = validation::version(&request.version)?;
         let stage = validation::stage(required(&request.stage, "stage")?)?;
@@ -419,6 +464,7 @@ impl RegistryApi for RegistryService {
         ctx: &RequestContext,
         request: pb::SearchModelVersionsRequest,
     ) -> Result<pb::SearchModelVersionsResponse, ApiError> {
+        self.namespace(ctx).await?;
         let limit = validation::max_results(
             request.max_results,
             validation::DEFAULT_VERSIONS_PAGE,
@@ -446,6 +492,7 @@ impl RegistryApi for RegistryService {
         ctx: &RequestContext,
         request: pb::GetModelVersionDownloadUriRequest,
     ) -> Result<pb::GetModelVersionDownloadUriResponse, ApiError> {
+        self.namespace(ctx).await?;
         validation::model_name(&request.name, "name")?;
         let version = validation::version(&request.version)?;
         let stored = self
@@ -462,6 +509,7 @@ impl RegistryApi for RegistryService {
         ctx: &RequestContext,
         request: pb::SetModelVersionTagRequest,
     ) -> Result<pb::SetModelVersionTagResponse, ApiError> {
+        self.namespace(ctx).await?;
         validation::model_name(&request.name, "name")?;
         let version = validation::version(&request.version)?;
         let tag = KeyValue {
@@ -480,6 +528,7 @@ impl RegistryApi for RegistryService {
         ctx: &RequestContext,
         request: pb::DeleteModelVersionTagRequest,
     ) -> Result<pb::DeleteModelVersionTagResponse, ApiError> {
+        self.namespace(ctx).await?;
         validation::model_name(&request.name, "name")?;
         let version = validation::version(&request.version)?;
         validate_key(&request.key, "tag")?;

@@ -15,6 +15,13 @@ pub trait TrackingApi: Send + Sync + 'static {
         ctx: &RequestContext,
         request: pb::CreateExperimentRequest,
     ) -> Result<pb::CreateExperimentResponse, ApiError>;
+    /// Succeeds when the caller's namespace exists, creating it on first use
+    /// when `namespaces.auto_create` is on; NOT_FOUND otherwise.
+    async fn check_namespace(
+        &self,
+        ctx: &RequestContext,
+        request: pb::CheckNamespaceRequest,
+    ) -> Result<pb::CheckNamespaceResponse, ApiError>;
     /// Gets an experiment by id (deleted ones too).
     async fn get_experiment(
         &self,

@@ -284,6 +284,16 @@ impl TrackingApi for TrackingService {
         })
     }
 
+    #[instrument(skip_all, name = "tracking.check_namespace", fields(ns = %ctx.namespace))]
+    async fn check_namespace(
+        &self,
+        ctx: &RequestContext,
+        _request: pb::CheckNamespaceRequest,
+    ) -> Result<pb::CheckNamespaceResponse, ApiError> {
+        self.namespace(ctx).await?;
+        Ok(pb::CheckNamespaceResponse {})
+    }
+
     #[instrument(skip_all, name = "tracking.get_experiment", fields(ns = %ctx.namespace))]
     async fn get_experiment(
         &self,

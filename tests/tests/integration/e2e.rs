@@ -299,6 +299,68 @@ async fn config_file_can_require_precreated_namespaces() {
     assert_eq!(unknown.status().as_u16(), 404);
     let body: Value = unknown.json().await.unwrap();
     assert_eq!(body["error_code"], "RESOURCE_DOES_NOT_EXIST");
+    // The registry asks tracking, which owns namespaces: no registered model
+    // can be created in (or read from) a namespace the operator did not create.
+    let client = reqwest::Client::new();
+    let registry = |ns: &str, action: &str| {
+        format!(
+            "{}/ns/{ns}/api/2.0/mlflow/registered-models/{action}",
+            server.url()
+        )
+    };
+    let (status, body) = post(
+        &client,
+        &registry("team-b", "create"),
+        json!({"name": "churn"}),
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error_code"], "RESOURCE_DOES_NOT_EXIST");
+    let search = client
+        .get(registry("team-b", "search"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(search.status().as_u16(), 404);
+    let (status, body) = post(
+        &client,
+        &registry("team-a", "create"),
+        json!({"name": "churn"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // Created later by the operator, team-b works (and the refused create
+    // left nothing behind).
+    let created = Command::new(quiver_bin())
+        .args([
+            "namespace",
+            "create",
+            "team-b",
+            "--config",
+            config_arg,
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env("RUST_LOG", "warn")
+        .status()
+        .unwrap();
+    assert!(created.success());
+    let found: Value = client
+        .get(registry("team-b", "search"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(found.get("registered_models").is_none(), "{found}");
+    let (status, body) = post(
+        &client,
+        &registry("team-b", "create"),
+        json!({"name": "churn"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
     // `default` always exists.
     let default: Value = reqwest::get(format!(
         "{}/api/2.0/mlflow/experiments/get?experiment_id=0",

@@ -47,6 +47,7 @@ macro_rules! for_each_tracking_rpc {
             (delete_logged_model_tag, DeleteLoggedModelTagRequest, DeleteLoggedModelTagResponse),
             (log_logged_model_params, LogLoggedModelParamsRequest, LogLoggedModelParamsResponse),
             (search_logged_models, SearchLoggedModelsRequest, SearchLoggedModelsResponse),
+            (check_namespace, CheckNamespaceRequest, CheckNamespaceResponse),
         }
     };
 }
