@@ -267,26 +267,31 @@ fn migrate_is_idempotent_and_unknown_roles_fail() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown service"));
 }
 
+/// `quiver namespace create NAME` with a config file and data directory.
+fn create_namespace(name: &str, config: &str, data_dir: &std::path::Path) {
+    let created = Command::new(quiver_bin())
+        .args([
+            "namespace",
+            "create",
+            name,
+            "--config",
+            config,
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .env("RUST_LOG", "warn")
+        .status()
+        .unwrap();
+    assert!(created.success(), "namespace create {name}");
+}
+
 #[tokio::test]
 async fn config_file_can_require_precreated_namespaces() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("quiver.toml");
     std::fs::write(&config, "[namespaces]\nauto_create = false\n").unwrap();
     let config_arg = config.to_str().unwrap();
-    let created = Command::new(quiver_bin())
-        .args([
-            "namespace",
-            "create",
-            "team-a",
-            "--config",
-            config_arg,
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .env("RUST_LOG", "warn")
-        .status()
-        .unwrap();
-    assert!(created.success());
+    create_namespace("team-a", config_arg, dir.path());
     let server = QuiverProcess::start(&["--config", config_arg], dir.path(), true);
     let get = |ns: &str| {
         reqwest::get(format!(
@@ -331,20 +336,7 @@ async fn config_file_can_require_precreated_namespaces() {
     assert_eq!(status, 200, "{body}");
     // Created later by the operator, team-b works (and the refused create
     // left nothing behind).
-    let created = Command::new(quiver_bin())
-        .args([
-            "namespace",
-            "create",
-            "team-b",
-            "--config",
-            config_arg,
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .env("RUST_LOG", "warn")
-        .status()
-        .unwrap();
-    assert!(created.success());
+    create_namespace("team-b", config_arg, dir.path());
     let found: Value = client
         .get(registry("team-b", "search"))
         .send()
