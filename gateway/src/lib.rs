@@ -124,7 +124,8 @@ fn cors_layer(site: Arc<SitePolicy>) -> tower_http::cors::CorsLayer {
 
 /// Refuses requests naming a host this server does not answer to, and
 /// cross-site state-changing requests from origins not allowed (403
-/// `PERMISSION_DENIED`), before anything else runs.
+/// `PERMISSION_DENIED`), before anything else runs; every answer says
+/// `X-Content-Type-Options: nosniff` and `X-Frame-Options: SAMEORIGIN`.
 async fn site_layer(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let host = request
         .headers()
@@ -137,7 +138,7 @@ async fn site_layer(State(state): State<AppState>, request: Request, next: Next)
         host.as_deref(),
         request.headers().get(axum::http::header::ORIGIN),
     );
-    match checked {
+    let mut response = match checked {
         Ok(()) => next.run(request).await,
         Err(refusal) => {
             tracing::warn!(
@@ -157,7 +158,17 @@ async fn site_layer(State(state): State<AppState>, request: Request, next: Next)
             );
             response
         }
-    }
+    };
+    // No content sniffing (an artifact is what its Content-Type says) and
+    // no framing by other sites (clickjacking).
+    let headers = response.headers_mut();
+    headers
+        .entry(axum::http::header::X_CONTENT_TYPE_OPTIONS)
+        .or_insert(axum::http::HeaderValue::from_static("nosniff"));
+    headers
+        .entry(axum::http::header::X_FRAME_OPTIONS)
+        .or_insert(axum::http::HeaderValue::from_static("SAMEORIGIN"));
+    response
 }
 
 /// Takes the namespace from `/ns/{namespace}/...` (stripping the prefix) or

@@ -963,6 +963,15 @@ async fn hosts_this_server_does_not_answer_to_are_refused() {
     // Probes may use any name.
     let health = gw.send(search("evil.example.com", "/health")).await;
     assert_eq!(health.status, StatusCode::OK);
+    // Every answer, refusals included, forbids sniffing and framing by others.
+    for reply in [
+        gw.send(search("127.0.0.1:5000", api)).await,
+        gw.send(search("evil.example.com", api)).await,
+        gw.get("/no/such/route").await,
+    ] {
+        assert_eq!(reply.headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert_eq!(reply.headers[header::X_FRAME_OPTIONS], "SAMEORIGIN");
+    }
 }
 
 #[tokio::test]
