@@ -47,15 +47,29 @@ impl RegistryService {
             .read()
             .map(|set| set.contains(&ctx.namespace))
             .unwrap_or(false);
-        if !known {
-            self.tracking
-                .check_namespace(ctx, quiver_proto::tracking::v1::CheckNamespaceRequest {})
-                .await?;
-            if let Ok(mut set) = self.known_namespaces.write() {
-                set.insert(ctx.namespace.clone());
-            }
+        if known {
+            return Ok(());
         }
-        Ok(())
+        let checked = self
+            .tracking
+            .check_namespace(ctx, quiver_proto::tracking::v1::CheckNamespaceRequest {})
+            .await;
+        match checked {
+            Ok(_) => {
+                if let Ok(mut set) = self.known_namespaces.write() {
+                    set.insert(ctx.namespace.clone());
+                }
+                Ok(())
+            }
+            // A tracking service older than this registry (mid-rollout)
+            // cannot tell: act as before the check existed, and ask again
+            // next time.
+            Err(error) if error.code == quiver_common::ErrorCode::NotImplemented => {
+                tracing::debug!(%error, "tracking has no CheckNamespace yet");
+                Ok(())
+            }
+            Err(error) => Err(error),
+        }
     }
 }
 
