@@ -1516,6 +1516,61 @@ async fn cards_match_the_tables(backend: Backend) {
     assert_eq!(registry_view(&env).await, from_cards);
 }
 
+/// A rename rewrites every version's card, many per statement: after
+/// renaming a model of 450 versions (more than two batches), every card
+/// carries the new name and its own tags, and the cards match the tables.
+async fn renaming_a_large_model_rewrites_every_card(backend: Backend) {
+    let env = env(backend).await;
+    let (run_id, _) = env.run("exp").await;
+    env.model("big").await;
+    for _ in 0..450 {
+        env.version_from_run("big", &run_id).await;
+    }
+    let registry = &env.registry;
+    for version in ["1", "201", "450"] {
+        registry
+            .set_model_version_tag(
+                &env.ctx,
+                pb::SetModelVersionTagRequest {
+                    name: "big".into(),
+                    version: version.into(),
+                    key: "k".into(),
+                    value: format!("v{version}"),
+                },
+            )
+            .await
+            .unwrap();
+    }
+    registry
+        .rename_registered_model(
+            &env.ctx,
+            pb::RenameRegisteredModelRequest {
+                name: "big".into(),
+                new_name: "big-renamed".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let from_cards = registry_view(&env).await;
+    let (models, versions) = &from_cards;
+    assert_eq!(names(models), vec!["big-renamed"]);
+    assert_eq!(versions.len(), 450);
+    assert!(versions.iter().all(|v| v.name == "big-renamed"));
+    let tagged: Vec<(&str, &str)> = versions
+        .iter()
+        .filter(|v| !v.tags.is_empty())
+        .map(|v| (v.version.as_str(), v.tags[0].value.as_str()))
+        .collect();
+    assert_eq!(tagged, vec![("1", "v1"), ("201", "v201"), ("450", "v450")]);
+    // Without cards, the tables give the same answers.
+    let db = &env._guard.database;
+    sqlx::query("UPDATE model_versions SET card = NULL")
+        .execute(&db.writer)
+        .await
+        .unwrap();
+    assert_eq!(registry_view(&env).await, from_cards);
+}
+
 macro_rules! registry_suite {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -1543,4 +1598,5 @@ registry_suite!(
     namespaces_are_isolated,
     concurrent_versions_are_gapless,
     cards_match_the_tables,
+    renaming_a_large_model_rewrites_every_card,
 );

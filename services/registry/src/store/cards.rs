@@ -55,17 +55,12 @@ pub(crate) async fn refresh(
         Changed::AllVersions => Some(None),
     };
     if let Some(only) = only {
-        for (number, version) in load_versions(tx, dialect, key, only).await? {
-            sqlx::query(
-                "UPDATE model_versions SET card = $1 WHERE model_key = $2 AND version = $3",
-            )
-            .bind(version.encode_to_vec())
-            .bind(key)
-            .bind(number)
-            .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
-        }
+        let cards: Vec<(i64, Vec<u8>)> = load_versions(tx, dialect, key, only)
+            .await?
+            .into_iter()
+            .map(|(number, version)| (number, version.encode_to_vec()))
+            .collect();
+        write_version_cards(tx, key, cards).await?;
     }
     if let Some(model) = load_model(tx, dialect, key).await? {
         sqlx::query("UPDATE registered_models SET card = $1 WHERE model_key = $2")
@@ -74,6 +69,51 @@ pub(crate) async fn refresh(
             .execute(&mut **tx)
             .await
             .map_err(db_error)?;
+    }
+    Ok(())
+}
+
+/// Version cards written per statement when many change at once (a rename
+/// rewrites every version's card): two parameters each.
+pub(crate) const CARDS_PER_UPDATE: usize = 200;
+
+/// Writes version cards of model `key`: one plain UPDATE for a single card
+/// (the common write), else one `UPDATE ... FROM (VALUES ...)` per
+/// [`CARDS_PER_UPDATE`] cards (VALUES columns are `column1`, `column2` on
+/// both Postgres and SQLite), so renaming a model with 10,000 versions is 50
+/// statements, not 10,000 round trips.
+async fn write_version_cards(
+    tx: &mut Transaction<'static, Any>,
+    key: i64,
+    cards: Vec<(i64, Vec<u8>)>,
+) -> Result<(), ApiError> {
+    if let [(number, card)] = cards.as_slice() {
+        sqlx::query("UPDATE model_versions SET card = $1 WHERE model_key = $2 AND version = $3")
+            .bind(card.clone())
+            .bind(key)
+            .bind(*number)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+        return Ok(());
+    }
+    let mut cards = cards.into_iter().peekable();
+    while cards.peek().is_some() {
+        let chunk: Vec<(i64, Vec<u8>)> = cards.by_ref().take(CARDS_PER_UPDATE).collect();
+        let values = (0..chunk.len())
+            .map(|i| format!("(${}, ${})", 2 + 2 * i, 3 + 2 * i))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "UPDATE model_versions SET card = u.column2 FROM (VALUES {values}) AS u \
+             WHERE model_versions.model_key = $1 AND model_versions.version = u.column1"
+        );
+        // Not kept prepared: the text varies with the chunk's length.
+        let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(false).bind(key);
+        for (number, card) in chunk {
+            query = query.bind(number).bind(card);
+        }
+        query.execute(&mut **tx).await.map_err(db_error)?;
     }
     Ok(())
 }
