@@ -127,11 +127,17 @@ fn cors_layer(site: Arc<SitePolicy>) -> tower_http::cors::CorsLayer {
 /// `PERMISSION_DENIED`), before anything else runs; every answer says
 /// `X-Content-Type-Options: nosniff` and `X-Frame-Options: SAMEORIGIN`.
 async fn site_layer(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    // Borrowed (no copy per request) unless the header is not UTF-8.
     let host = request
         .headers()
         .get(axum::http::header::HOST)
-        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
-        .or_else(|| request.uri().authority().map(|a| a.as_str().to_string()));
+        .map(|value| String::from_utf8_lossy(value.as_bytes()))
+        .or_else(|| {
+            request
+                .uri()
+                .authority()
+                .map(|a| std::borrow::Cow::Borrowed(a.as_str()))
+        });
     let checked = state.site.check(
         request.uri().path(),
         request.method(),

@@ -49,6 +49,28 @@ impl std::fmt::Display for Namespace {
     }
 }
 
+/// Namespaces a service has confirmed exist (namespaces are never removed),
+/// so the check behind them runs once per namespace and process.
+#[derive(Debug, Default)]
+pub struct KnownNamespaces(std::sync::RwLock<std::collections::HashSet<Namespace>>);
+
+impl KnownNamespaces {
+    /// Whether `namespace` was confirmed.
+    pub fn contains(&self, namespace: &Namespace) -> bool {
+        self.0
+            .read()
+            .map(|set| set.contains(namespace))
+            .unwrap_or(false)
+    }
+
+    /// Remembers that `namespace` exists.
+    pub fn insert(&self, namespace: &Namespace) {
+        if let Ok(mut set) = self.0.write() {
+            set.insert(namespace.clone());
+        }
+    }
+}
+
 fn truncate_for_message(value: &str) -> String {
     value.chars().take(80).collect()
 }

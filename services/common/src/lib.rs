@@ -10,5 +10,5 @@ pub mod sql;
 pub mod telemetry;
 pub mod time;
 
-pub use context::{NAMESPACE_METADATA_KEY, Namespace, RequestContext};
+pub use context::{KnownNamespaces, NAMESPACE_METADATA_KEY, Namespace, RequestContext};
 pub use error::{ApiError, ErrorCode};

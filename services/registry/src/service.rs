@@ -1,11 +1,10 @@
 //! [`RegistryService`]: validation, source resolution through the tracking
 //! API, search parsing and paging over a [`RegistryStore`].
 
-use std::collections::HashSet;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use quiver_common::{ApiError, Namespace, RequestContext};
+use quiver_common::{ApiError, KnownNamespaces, RequestContext};
 use quiver_proto::common::v1::KeyValue;
 use quiver_proto::registry::v1 as pb;
 use quiver_search::Target;
@@ -23,8 +22,8 @@ use crate::validation;
 pub struct RegistryService {
     store: Arc<dyn RegistryStore>,
     tracking: Arc<dyn TrackingApi>,
-    /// Namespaces tracking confirmed (namespaces are never removed).
-    known_namespaces: Arc<RwLock<HashSet<Namespace>>>,
+    /// Namespaces tracking confirmed.
+    known_namespaces: Arc<KnownNamespaces>,
 }
 
 impl RegistryService {
@@ -42,12 +41,7 @@ impl RegistryService {
     /// unknown namespace is NOT_FOUND here too, so no registered model can
     /// be created in a namespace the operator did not create.
     async fn namespace(&self, ctx: &RequestContext) -> Result<(), ApiError> {
-        let known = self
-            .known_namespaces
-            .read()
-            .map(|set| set.contains(&ctx.namespace))
-            .unwrap_or(false);
-        if known {
+        if self.known_namespaces.contains(&ctx.namespace) {
             return Ok(());
         }
         let checked = self
@@ -56,9 +50,7 @@ impl RegistryService {
             .await;
         match checked {
             Ok(_) => {
-                if let Ok(mut set) = self.known_namespaces.write() {
-                    set.insert(ctx.namespace.clone());
-                }
+                self.known_namespaces.insert(&ctx.namespace);
                 Ok(())
             }
             // A tracking service older than this registry (mid-rollout)

@@ -1,12 +1,12 @@
 //! [`TrackingService`]: the tracking API in-process, over a [`TrackingStore`].
 //! It validates requests with MLflow's rules and turns them into store calls.
 
-use std::collections::{HashSet, btree_map::BTreeMap};
-use std::sync::{Arc, RwLock};
+use std::collections::btree_map::BTreeMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use quiver_common::time::now_millis;
-use quiver_common::{ApiError, Namespace, RequestContext};
+use quiver_common::{ApiError, KnownNamespaces, Namespace, RequestContext};
 use quiver_proto::common::v1::{KeyValue, ViewType};
 use quiver_proto::tracking::v1 as pb;
 use quiver_search::Target;
@@ -34,7 +34,7 @@ const HISTORY_CHUNK: i64 = 10_000;
 /// The tracking service over a store.
 pub struct TrackingService {
     store: Arc<dyn TrackingStore>,
-    known_namespaces: RwLock<HashSet<Namespace>>,
+    known_namespaces: KnownNamespaces,
     auto_create_namespaces: bool,
     artifact_locations: ArtifactLocationPolicy,
 }
@@ -44,7 +44,7 @@ impl TrackingService {
     pub fn new(store: Arc<dyn TrackingStore>) -> TrackingService {
         TrackingService {
             store,
-            known_namespaces: RwLock::new(HashSet::new()),
+            known_namespaces: KnownNamespaces::default(),
             auto_create_namespaces: true,
             artifact_locations: ArtifactLocationPolicy::default(),
         }
@@ -74,12 +74,7 @@ impl TrackingService {
     /// experiment) on first use.
     async fn namespace<'c>(&self, ctx: &'c RequestContext) -> Result<&'c Namespace, ApiError> {
         let namespace = &ctx.namespace;
-        let known = self
-            .known_namespaces
-            .read()
-            .map(|set| set.contains(namespace))
-            .unwrap_or(false);
-        if !known {
+        if !self.known_namespaces.contains(namespace) {
             let may_create =
                 self.auto_create_namespaces || namespace.as_str() == Namespace::DEFAULT;
             if !may_create && !self.store.namespace_exists(namespace).await? {
@@ -88,9 +83,7 @@ impl TrackingService {
                 )));
             }
             self.store.ensure_namespace(namespace, now_millis()).await?;
-            if let Ok(mut set) = self.known_namespaces.write() {
-                set.insert(namespace.clone());
-            }
+            self.known_namespaces.insert(namespace);
         }
         Ok(namespace)
     }

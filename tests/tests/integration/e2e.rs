@@ -313,12 +313,9 @@ async fn config_file_can_require_precreated_namespaces() {
             server.url()
         )
     };
-    let (status, body) = post(
-        &client,
-        &registry("team-b", "create"),
-        json!({"name": "churn"}),
-    )
-    .await;
+    let create_model =
+        async |ns: &str| post(&client, &registry(ns, "create"), json!({"name": "churn"})).await;
+    let (status, body) = create_model("team-b").await;
     assert_eq!(status, 404, "{body}");
     assert_eq!(body["error_code"], "RESOURCE_DOES_NOT_EXIST");
     let search = client
@@ -327,12 +324,7 @@ async fn config_file_can_require_precreated_namespaces() {
         .await
         .unwrap();
     assert_eq!(search.status().as_u16(), 404);
-    let (status, body) = post(
-        &client,
-        &registry("team-a", "create"),
-        json!({"name": "churn"}),
-    )
-    .await;
+    let (status, body) = create_model("team-a").await;
     assert_eq!(status, 200, "{body}");
     // Created later by the operator, team-b works (and the refused create
     // left nothing behind).
@@ -346,12 +338,7 @@ async fn config_file_can_require_precreated_namespaces() {
         .await
         .unwrap();
     assert!(found.get("registered_models").is_none(), "{found}");
-    let (status, body) = post(
-        &client,
-        &registry("team-b", "create"),
-        json!({"name": "churn"}),
-    )
-    .await;
+    let (status, body) = create_model("team-b").await;
     assert_eq!(status, 200, "{body}");
     // `default` always exists.
     let default: Value = reqwest::get(format!(

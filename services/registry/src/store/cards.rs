@@ -87,11 +87,12 @@ async fn write_version_cards(
     key: i64,
     cards: Vec<(i64, Vec<u8>)>,
 ) -> Result<(), ApiError> {
-    if let [(number, card)] = cards.as_slice() {
+    if cards.len() == 1 {
+        let (number, card) = cards.into_iter().next().expect("one card");
         sqlx::query("UPDATE model_versions SET card = $1 WHERE model_key = $2 AND version = $3")
-            .bind(card.clone())
+            .bind(card)
             .bind(key)
-            .bind(*number)
+            .bind(number)
             .execute(&mut **tx)
             .await
             .map_err(db_error)?;
